@@ -1,0 +1,105 @@
+import { isIP } from 'node:net';
+
+// The plain node data every node source produces and the translator consumes. The nodes file is this
+// model's own YAML serialisation; the Kubernetes source projects Node objects onto it.
+
+export type NodeRole = 'edge' | 'cloud';
+
+export interface TunnelNode {
+  /** Kubernetes node name (a DNS subdomain); also the node id of its reverse tunnels. */
+  readonly name: string;
+  /** Every address the cloud may dial the node by (InternalIP, ExternalIP, Hostname). */
+  readonly addresses: readonly string[];
+  /** The kubelet's port, from status.daemonEndpoints.kubeletEndpoint.Port. */
+  readonly kubeletPort: number;
+  readonly role: NodeRole;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A problem with one input item, named by a path such as `nodes[3].name`. */
+export interface InputError {
+  readonly path: string;
+  readonly message: string;
+}
+
+export const DEFAULT_KUBELET_PORT = 10250;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Kubernetes' rule for object names such as Node: a DNS subdomain (RFC 1123), at most 253 characters. */
+export function dnsSubdomainError(name: string): string | undefined {
+  if (name.length === 0) return 'must not be empty';
+  if (name.length > 253) return `is ${name.length} characters long, more than 253`;
+  const bad = name.split('.').find((label) => label.length > 63 || !DNS_LABEL.test(label));
+  if (bad !== undefined) {
+    return 'must be a DNS subdomain: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit';
+  }
+  return undefined;
+}
+
+export function isValidPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
+/**
+ * Checks one node on its own: name, role, port and addresses. Cross-node rules (duplicate names, an
+ * address claimed twice) are checked by `validateNodes`.
+ */
+export function validateNode(node: TunnelNode, path: string): InputError[] {
+  const errors: InputError[] = [];
+  const nameError = dnsSubdomainError(node.name);
+  if (nameError) errors.push({ path: `${path}.name`, message: `"${node.name}" ${nameError}` });
+  if (node.role !== 'edge' && node.role !== 'cloud') {
+    errors.push({ path: `${path}.role`, message: `must be "edge" or "cloud", not "${String(node.role)}"` });
+  }
+  if (!isValidPort(node.kubeletPort)) {
+    errors.push({ path: `${path}.kubeletPort`, message: `${node.kubeletPort} is not a TCP port (1-65535)` });
+  }
+  node.addresses.forEach((address, i) => {
+    if (isIP(address) === 0 && dnsSubdomainError(address.toLowerCase()) !== undefined) {
+      errors.push({ path: `${path}.addresses[${i}]`, message: `"${address}" is not an IP address or host name` });
+    }
+  });
+  return errors;
+}
+
+/**
+ * Validates a node list and returns the nodes that can be served plus the reasons for each one
+ * skipped. A node with an error is skipped whole; of two nodes with one name, or claiming one address,
+ * the first keeps it and the later one is skipped, so routing is never ambiguous.
+ */
+export function validateNodes(
+  nodes: readonly TunnelNode[],
+  pathOf: (index: number) => string = (i) => `nodes[${i}]`,
+): { nodes: TunnelNode[]; errors: InputError[] } {
+  const accepted: TunnelNode[] = [];
+  const errors: InputError[] = [];
+  const names = new Map<string, string>();
+  const addresses = new Map<string, string>();
+  nodes.forEach((node, i) => {
+    const path = pathOf(i);
+    const own = validateNode(node, path);
+    const firstWithName = names.get(node.name);
+    if (firstWithName !== undefined) {
+      own.push({ path: `${path}.name`, message: `"${node.name}" is already defined by ${firstWithName}` });
+    }
+    node.addresses.forEach((address, j) => {
+      const owner = addresses.get(address.toLowerCase());
+      if (owner !== undefined) {
+        own.push({ path: `${path}.addresses[${j}]`, message: `"${address}" is already claimed by ${owner}` });
+      }
+    });
+    if (own.length > 0) {
+      errors.push(...own);
+      return;
+    }
+    names.set(node.name, `${path} (${node.name})`);
+    node.addresses.forEach((address) => addresses.set(address.toLowerCase(), `${path} (${node.name})`));
+    accepted.push(node);
+  });
+  return { nodes: accepted, errors };
+}
+
+export function formatInputError(error: InputError): string {
+  return `${error.path}: ${error.message}`;
+}

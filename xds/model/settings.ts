@@ -1,0 +1,62 @@
+// Settings that shape the Envoy resources, independent of which nodes exist. Defaults serve the demo
+// (everything on loopback); a deployment overrides the addresses.
+
+import { isValidPort, type InputError } from './node.js';
+
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface Settings {
+  /** Where the cloud Envoy accepts reverse-tunnel handshakes from edge Envoys. */
+  readonly tunnelListen: SocketAddress;
+  /** Where edge Envoys dial the cloud: the load balancer in front of the cloud Envoys. */
+  readonly tunnelDial: SocketAddress;
+  /**
+   * Tunnels each edge Envoy holds to each cloud Envoy. Reverse sockets belong to one cloud worker
+   * thread, so this must be at least the cloud Envoy's --concurrency or some requests get 503.
+   */
+  readonly tunnelsPerCloud: number;
+  /** Where the cloud Envoy takes HTTP CONNECT from cloud clients (kube-apiserver, Prometheus). */
+  readonly connectListen: SocketAddress;
+  /** Node ports reachable through a tunnel besides each node's kubelet port (read-only kubelet, exporters). */
+  readonly allowedPorts: readonly number[];
+  /** The address on the edge host that tunnelled connections are forwarded to. */
+  readonly edgeLocalAddress: string;
+  /** Seconds between keepalive pings on each tunnel; a dead tunnel is dropped after a few missed. */
+  readonly tunnelPingIntervalSeconds: number;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  tunnelListen: { address: '127.0.0.1', port: 9000 },
+  tunnelDial: { address: '127.0.0.1', port: 9000 },
+  tunnelsPerCloud: 2,
+  connectListen: { address: '127.0.0.1', port: 15001 },
+  allowedPorts: [10250, 10255],
+  edgeLocalAddress: '127.0.0.1',
+  tunnelPingIntervalSeconds: 2,
+};
+
+export function validateSettings(settings: Settings): InputError[] {
+  const errors: InputError[] = [];
+  const port = (path: string, value: number): void => {
+    if (!isValidPort(value)) errors.push({ path, message: `${value} is not a TCP port (1-65535)` });
+  };
+  port('tunnelListen.port', settings.tunnelListen.port);
+  port('tunnelDial.port', settings.tunnelDial.port);
+  port('connectListen.port', settings.connectListen.port);
+  settings.allowedPorts.forEach((p, i) => port(`allowedPorts[${i}]`, p));
+  if (!Number.isInteger(settings.tunnelsPerCloud) || settings.tunnelsPerCloud < 1 || settings.tunnelsPerCloud > 64) {
+    errors.push({ path: 'tunnelsPerCloud', message: `${settings.tunnelsPerCloud} must be a whole number from 1 to 64` });
+  }
+  if (!(settings.tunnelPingIntervalSeconds > 0)) {
+    errors.push({ path: 'tunnelPingIntervalSeconds', message: 'must be more than 0' });
+  }
+  return errors;
+}
+
+/** The ports a node accepts tunnelled connections on: its kubelet port plus the allowlist, sorted. */
+export function allowedPortsOf(kubeletPort: number, settings: Settings): number[] {
+  return [...new Set([kubeletPort, ...settings.allowedPorts])].sort((a, b) => a - b);
+}

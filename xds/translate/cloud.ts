@@ -1,0 +1,141 @@
+// The cloud Envoy's resources: the tunnel handshake listener, the CONNECT listener, the per-node
+// routes (RDS, so node changes never touch a listener) and the reverse-connection cluster.
+
+import type { Any } from '../../envoy/generated/google/protobuf/any.js';
+import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/base.js';
+import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
+import { HeaderValueOption_HeaderAppendAction } from '../../envoy/generated/envoy/config/core/v3/base.js';
+import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
+import { pack } from '../../envoy/registry.js';
+import type { TunnelNode } from '../model/node.js';
+import { allowedPortsOf, type Settings } from '../model/settings.js';
+import { adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
+import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
+
+export function handshakeListener(settings: Settings): Any {
+  return pack('envoy.config.listener.v3.Listener', {
+    name: CLOUD.handshakeListener,
+    address: socketAddress(settings.tunnelListen),
+    filterChains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.reverse_tunnel',
+            typedConfig: pack('envoy.extensions.filters.network.reverse_tunnel.v3.ReverseTunnel', {
+              pingInterval: seconds(settings.tunnelPingIntervalSeconds),
+            }),
+          },
+        ],
+      },
+    ],
+  });
+}
+
+export function connectListener(settings: Settings): Any {
+  const hcm = pack('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+    statPrefix: 'connect_egress',
+    upgradeConfigs: [{ upgradeType: 'CONNECT' }],
+    rds: { configSource: adsConfigSource(), routeConfigName: CLOUD.connectRoutes },
+    httpFilters: [
+      // Runs before the router so the reverse-connection cluster, which reads the node id from a request
+      // header before the router's own header additions, sees the node chosen by the route.
+      {
+        name: 'envoy.filters.http.header_mutation',
+        typedConfig: pack('envoy.extensions.filters.http.header_mutation.v3.HeaderMutation', { mutations: {} }),
+      },
+      routerFilter(),
+    ],
+  });
+  return pack('envoy.config.listener.v3.Listener', {
+    name: CLOUD.connectListener,
+    address: socketAddress(settings.connectListen),
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] }],
+  });
+}
+
+/** One virtual host per edge node: its name and every address, each with each allowed port. */
+function nodeVirtualHostOf(node: TunnelNode, settings: Settings): DeepPartial<VirtualHost> {
+  const ports = allowedPortsOf(node.kubeletPort, settings);
+  const hosts = [node.name, ...node.addresses];
+  return {
+    name: nodeVirtualHost(node.name),
+    domains: hosts.flatMap((host) => ports.map((port) => authority(host, port))),
+    routes: [
+      {
+        match: { connectMatcher: {} },
+        route: { cluster: CLOUD.tunnelCluster, timeout: seconds(0) },
+        typedPerFilterConfig: {
+          'envoy.filters.http.header_mutation': pack(
+            'envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute',
+            {
+              mutations: {
+                requestMutations: [
+                  {
+                    append: {
+                      header: { key: TUNNEL_NODE_HEADER, value: node.name },
+                      appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+                    },
+                  },
+                ],
+              },
+            },
+          ),
+        },
+      },
+    ],
+  };
+}
+
+/**
+ * Everything no node claims is refused at once with a body that says why, so a client never hangs and
+ * the proxy never dials anything it was not configured for. Plain HTTP requests are refused too: this
+ * listener is a CONNECT proxy, nothing else.
+ */
+function refuseEverythingElse(): DeepPartial<VirtualHost> {
+  return {
+    name: 'refused',
+    domains: ['*'],
+    routes: [
+      {
+        match: { connectMatcher: {} },
+        directResponse: {
+          status: 404,
+          body: { inlineString: 'edge-tunnel: destination is not an allowlisted port of a known edge node\n' },
+        },
+      },
+      {
+        match: { prefix: '/' },
+        directResponse: { status: 405, body: { inlineString: 'edge-tunnel: only CONNECT is served here\n' } },
+      },
+    ],
+  };
+}
+
+export function connectRoutes(edgeNodes: readonly TunnelNode[], settings: Settings): Any {
+  return pack('envoy.config.route.v3.RouteConfiguration', {
+    name: CLOUD.connectRoutes,
+    virtualHosts: [...edgeNodes.map((node) => nodeVirtualHostOf(node, settings)), refuseEverythingElse()],
+  });
+}
+
+export function tunnelCluster(): Any {
+  return pack('envoy.config.cluster.v3.Cluster', {
+    name: CLOUD.tunnelCluster,
+    connectTimeout: seconds(5),
+    lbPolicy: Cluster_LbPolicy.CLUSTER_PROVIDED,
+    clusterType: {
+      name: 'envoy.clusters.reverse_connection',
+      typedConfig: pack('envoy.extensions.clusters.reverse_connection.v3.ReverseConnectionClusterConfig', {
+        cleanupInterval: seconds(60),
+        hostIdFormat: `%REQ(${TUNNEL_NODE_HEADER})%`,
+      }),
+    },
+    // Reverse tunnels carry HTTP/2 only; CONNECT streams are multiplexed on them.
+    typedExtensionProtocolOptions: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': pack(
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        { explicitHttpConfig: { http2ProtocolOptions: {} } },
+      ),
+    },
+  });
+}

@@ -1,0 +1,90 @@
+// One edge Envoy's resources: the rc:// listener that dials reverse tunnels to the cloud and terminates
+// CONNECT arriving on them, the allowlist of local ports (RDS, so changing it never re-dials tunnels),
+// the cluster that reaches the cloud, and one local cluster per allowed port.
+
+import type { Any } from '../../envoy/generated/google/protobuf/any.js';
+import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/base.js';
+import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
+import { HttpConnectionManager_CodecType } from '../../envoy/generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
+import { pack } from '../../envoy/registry.js';
+import type { TunnelNode } from '../model/node.js';
+import { allowedPortsOf, type Settings } from '../model/settings.js';
+import { adsConfigSource, routerFilter, seconds, singleEndpointCluster } from './common.js';
+import { EDGE, localPortCluster } from './names.js';
+
+/** The reverse-connection address: rc://<node>:<cluster>:<tenant>@<cloud cluster>:<tunnels per cloud host>. */
+export function reverseConnectionAddress(node: string, settings: Settings): string {
+  return `rc://${node}:${EDGE.tunnelClusterId}:${EDGE.tunnelTenant}@${EDGE.cloudCluster}:${settings.tunnelsPerCloud}`;
+}
+
+export function tunnelListener(node: TunnelNode, settings: Settings): Any {
+  const hcm = pack('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+    statPrefix: 'tunnel_in',
+    codecType: HttpConnectionManager_CodecType.HTTP2,
+    http2ProtocolOptions: { allowConnect: true },
+    upgradeConfigs: [{ upgradeType: 'CONNECT' }],
+    rds: { configSource: adsConfigSource(), routeConfigName: EDGE.localRoutes },
+    httpFilters: [routerFilter()],
+  });
+  return pack('envoy.config.listener.v3.Listener', {
+    name: EDGE.tunnelListener,
+    listenerFiltersTimeout: seconds(0),
+    address: {
+      socketAddress: {
+        address: reverseConnectionAddress(node.name, settings),
+        portValue: 0,
+        resolverName: 'envoy.resolvers.reverse_connection',
+      },
+    },
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] }],
+  });
+}
+
+/** CONNECT to an allowed port is terminated here and forwarded as raw TCP to the local service. */
+function localPortVirtualHost(port: number): DeepPartial<VirtualHost> {
+  return {
+    name: `port_${port}`,
+    domains: [`*:${port}`],
+    routes: [
+      {
+        match: { connectMatcher: {} },
+        route: {
+          cluster: localPortCluster(port),
+          timeout: seconds(0),
+          upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }],
+        },
+      },
+    ],
+  };
+}
+
+/** The edge's own check: whatever the cloud forwards, ports off the allowlist are refused here too. */
+function refuseOtherPorts(): DeepPartial<VirtualHost> {
+  return {
+    name: 'refused',
+    domains: ['*'],
+    routes: [
+      {
+        match: { connectMatcher: {} },
+        directResponse: { status: 403, body: { inlineString: 'edge-tunnel: port not allowlisted on this node\n' } },
+      },
+    ],
+  };
+}
+
+export function localRoutes(node: TunnelNode, settings: Settings): Any {
+  const ports = allowedPortsOf(node.kubeletPort, settings);
+  return pack('envoy.config.route.v3.RouteConfiguration', {
+    name: EDGE.localRoutes,
+    virtualHosts: [...ports.map(localPortVirtualHost), refuseOtherPorts()],
+  });
+}
+
+export function cloudCluster(settings: Settings): Any {
+  return pack('envoy.config.cluster.v3.Cluster', singleEndpointCluster(EDGE.cloudCluster, settings.tunnelDial, 5));
+}
+
+export function localPortClusterOf(port: number, settings: Settings): Any {
+  const target = { address: settings.edgeLocalAddress, port };
+  return pack('envoy.config.cluster.v3.Cluster', singleEndpointCluster(localPortCluster(port), target, 2));
+}

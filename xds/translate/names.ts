@@ -1,0 +1,36 @@
+// Names of the Envoy resources edge-tunnel generates: one place, so translator, bootstrap and tests agree.
+
+export const CLOUD = {
+  handshakeListener: 'tunnel_handshake',
+  connectListener: 'connect_egress',
+  connectRoutes: 'connect_routes',
+  tunnelCluster: 'edge_tunnels',
+} as const;
+
+export const EDGE = {
+  tunnelListener: 'reverse_tunnel',
+  localRoutes: 'local_ports',
+  cloudCluster: 'cloud_tunnel',
+  /** Tunnel ids carry a cluster id and a tenant; edge-tunnel uses one of each. */
+  tunnelClusterId: 'edge',
+  tunnelTenant: 'default',
+} as const;
+
+/** The static cluster in every bootstrap that reaches the xDS server. */
+export const XDS_CLUSTER = 'xds_server';
+
+/** The header that carries the chosen edge node from the route to the reverse-connection cluster. */
+export const TUNNEL_NODE_HEADER = 'x-tunnel-node';
+
+export function localPortCluster(port: number): string {
+  return `local_${port}`;
+}
+
+export function nodeVirtualHost(node: string): string {
+  return `node_${node}`;
+}
+
+/** Host:port as an HTTP authority, with IPv6 literals bracketed as CONNECT request targets have them. */
+export function authority(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

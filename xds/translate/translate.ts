@@ -1,0 +1,66 @@
+// The translator: nodes and settings in, each proxy's Envoy resources out. Pure: no I/O, no clock, no
+// state, so the same input always gives byte-identical resources (and content-hash versions).
+
+import type { Any } from '../../envoy/generated/google/protobuf/any.js';
+import { XdsType, type XdsTypeUrl } from '../../envoy/xds-types.js';
+import { validateNodes, type InputError, type TunnelNode } from '../model/node.js';
+import { allowedPortsOf, validateSettings, type Settings } from '../model/settings.js';
+import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
+import { cloudCluster, localPortClusterOf, localRoutes, tunnelListener } from './edge.js';
+import { CLOUD, EDGE, localPortCluster } from './names.js';
+
+/** Resources of one proxy (or of every cloud proxy): type URL → resource name → packed resource. */
+export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, Any>>;
+
+export interface Translation {
+  /** Served to every cloud Envoy. */
+  readonly cloud: ResourceSet;
+  /** Served to each edge Envoy, by node name: per-node resources, so one node's change touches one entry. */
+  readonly edges: ReadonlyMap<string, ResourceSet>;
+  /** Nodes skipped and why. With settings errors nothing is translated and both maps are empty. */
+  readonly errors: readonly InputError[];
+}
+
+type Entry = readonly [XdsTypeUrl, string, Any];
+
+function resourceSet(entries: readonly Entry[]): ResourceSet {
+  const set = new Map<XdsTypeUrl, Map<string, Any>>();
+  for (const [type, name, any] of entries) {
+    let byName = set.get(type);
+    if (!byName) set.set(type, (byName = new Map()));
+    byName.set(name, any);
+  }
+  return set;
+}
+
+function cloudResources(edgeNodes: readonly TunnelNode[], settings: Settings): ResourceSet {
+  return resourceSet([
+    [XdsType.cluster, CLOUD.tunnelCluster, tunnelCluster()],
+    [XdsType.listener, CLOUD.handshakeListener, handshakeListener(settings)],
+    [XdsType.listener, CLOUD.connectListener, connectListener(settings)],
+    [XdsType.route, CLOUD.connectRoutes, connectRoutes(edgeNodes, settings)],
+  ]);
+}
+
+function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
+  const ports = allowedPortsOf(node.kubeletPort, settings);
+  return resourceSet([
+    [XdsType.cluster, EDGE.cloudCluster, cloudCluster(settings)],
+    ...ports.map((port): Entry => [XdsType.cluster, localPortCluster(port), localPortClusterOf(port, settings)]),
+    [XdsType.listener, EDGE.tunnelListener, tunnelListener(node, settings)],
+    [XdsType.route, EDGE.localRoutes, localRoutes(node, settings)],
+  ]);
+}
+
+export function translate(nodes: readonly TunnelNode[], settings: Settings): Translation {
+  const settingsErrors = validateSettings(settings).map((e) => ({ ...e, path: `settings.${e.path}` }));
+  if (settingsErrors.length > 0) return { cloud: new Map(), edges: new Map(), errors: settingsErrors };
+  const { nodes: valid, errors } = validateNodes(nodes);
+  // Sorted by name so that the order nodes arrive in never changes a byte of the output.
+  const edgeNodes = valid.filter((n) => n.role === 'edge').sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return {
+    cloud: cloudResources(edgeNodes, settings),
+    edges: new Map(edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
+    errors,
+  };
+}
