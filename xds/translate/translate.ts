@@ -13,11 +13,18 @@ import { CLOUD, EDGE, localPortCluster } from './names.js';
 export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, Any>>;
 
 export interface Translation {
+  readonly ok: true;
   /** Served to every cloud Envoy. */
   readonly cloud: ResourceSet;
   /** Served to each edge Envoy, by node name: per-node resources, so one node's change touches one entry. */
   readonly edges: ReadonlyMap<string, ResourceSet>;
-  /** Nodes skipped and why. With settings errors nothing is translated and both maps are empty. */
+  /** Nodes skipped and why; the others are translated. */
+  readonly errors: readonly InputError[];
+}
+
+/** Settings that cannot be served: nothing is translated. */
+export interface FailedTranslation {
+  readonly ok: false;
   readonly errors: readonly InputError[];
 }
 
@@ -52,13 +59,14 @@ function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
   ]);
 }
 
-export function translate(nodes: readonly TunnelNode[], settings: Settings): Translation {
+export function translate(nodes: readonly TunnelNode[], settings: Settings): Translation | FailedTranslation {
   const settingsErrors = validateSettings(settings).map((e) => ({ ...e, path: `settings.${e.path}` }));
-  if (settingsErrors.length > 0) return { cloud: new Map(), edges: new Map(), errors: settingsErrors };
+  if (settingsErrors.length > 0) return { ok: false, errors: settingsErrors };
   const { nodes: valid, errors } = validateNodes(nodes);
   // Sorted by name so that the order nodes arrive in never changes a byte of the output.
   const edgeNodes = valid.filter((n) => n.role === 'edge').sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return {
+    ok: true,
     cloud: cloudResources(edgeNodes, settings),
     edges: new Map(edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
     errors,

@@ -1,0 +1,70 @@
+// Holds the current snapshot of every proxy key ("cloud", "edge/<node>") and tells watchers of a key
+// when one of its types changed. The protocol sees it only through the ResourceWatcher interface.
+
+import type { XdsTypeUrl } from '../../envoy/xds-types.js';
+import type { Translation } from '../translate/translate.js';
+import { EMPTY_TYPE, changedTypes, versionSet, type ProxySnapshot, type TypeSnapshot } from './snapshot.js';
+
+export type ProxyKey = string;
+
+export const CLOUD_KEY: ProxyKey = 'cloud';
+
+export function edgeKey(node: string): ProxyKey {
+  return `edge/${node}`;
+}
+
+export type ChangeListener = (types: readonly XdsTypeUrl[]) => void;
+
+/** What the protocol needs from a cache: read the current resources of a key, hear about changes. */
+export interface ResourceWatcher {
+  current(key: ProxyKey, type: XdsTypeUrl): TypeSnapshot;
+  watch(key: ProxyKey, onChange: ChangeListener): () => void;
+}
+
+export interface PublishResult {
+  /** Keys whose resources changed, with the changed types. */
+  readonly changed: ReadonlyMap<ProxyKey, readonly XdsTypeUrl[]>;
+}
+
+export class SnapshotCache implements ResourceWatcher {
+  private snapshots = new Map<ProxyKey, ProxySnapshot>();
+  private readonly listeners = new Map<ProxyKey, Set<ChangeListener>>();
+
+  /** Replaces every key's snapshot with the translation's, notifying watchers of keys that changed. */
+  publish(translation: Translation): PublishResult {
+    const next = new Map<ProxyKey, ProxySnapshot>();
+    next.set(CLOUD_KEY, versionSet(translation.cloud, this.snapshots.get(CLOUD_KEY)));
+    for (const [node, set] of translation.edges) {
+      const key = edgeKey(node);
+      next.set(key, versionSet(set, this.snapshots.get(key)));
+    }
+    const changed = new Map<ProxyKey, readonly XdsTypeUrl[]>();
+    for (const key of new Set([...this.snapshots.keys(), ...next.keys()])) {
+      const types = changedTypes(this.snapshots.get(key), next.get(key));
+      if (types.length > 0) changed.set(key, types);
+    }
+    this.snapshots = next;
+    for (const [key, types] of changed) {
+      for (const listener of this.listeners.get(key) ?? []) listener(types);
+    }
+    return { changed };
+  }
+
+  current(key: ProxyKey, type: XdsTypeUrl): TypeSnapshot {
+    return this.snapshots.get(key)?.get(type) ?? EMPTY_TYPE;
+  }
+
+  keys(): ProxyKey[] {
+    return [...this.snapshots.keys()].sort();
+  }
+
+  watch(key: ProxyKey, onChange: ChangeListener): () => void {
+    let set = this.listeners.get(key);
+    if (!set) this.listeners.set(key, (set = new Set()));
+    set.add(onChange);
+    return () => {
+      set.delete(onChange);
+      if (set.size === 0) this.listeners.delete(key);
+    };
+  }
+}

@@ -1,0 +1,28 @@
+// The protocol's Prometheus metrics. Labels are types and roles only, never stream or node ids, so
+// their number stays fixed however many proxies connect.
+
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export interface ProtocolMetrics {
+  readonly streams: Gauge<'role'>;
+  readonly responses: Counter<'type'>;
+  readonly acks: Counter<'type'>;
+  readonly nacks: Counter<'type'>;
+  readonly rejectedRequests: Counter<'reason'>;
+}
+
+export function protocolMetrics(registry: Registry): ProtocolMetrics {
+  const registers = [registry];
+  return {
+    streams: new Gauge({ name: 'xds_streams', help: 'Open ADS streams', labelNames: ['role'], registers }),
+    responses: new Counter({ name: 'xds_responses_total', help: 'Discovery responses sent', labelNames: ['type'], registers }),
+    acks: new Counter({ name: 'xds_acks_total', help: 'Discovery responses acknowledged', labelNames: ['type'], registers }),
+    nacks: new Counter({ name: 'xds_nacks_total', help: 'Discovery responses rejected by a proxy', labelNames: ['type'], registers }),
+    rejectedRequests: new Counter({
+      name: 'xds_rejected_requests_total',
+      help: 'Discovery requests refused or ignored as invalid',
+      labelNames: ['reason'],
+      registers,
+    }),
+  };
+}

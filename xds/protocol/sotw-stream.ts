@@ -1,0 +1,188 @@
+// One State-of-the-World ADS stream: identity from the first request, a nonce and version per type,
+// ACK and NACK told apart by error_detail, stale nonces ignored, and a NACKed version parked until the
+// content changes, so a rejected config is never resent in a loop.
+
+import type { Logger } from 'pino';
+import type { DiscoveryRequest, DiscoveryResponse } from '../../envoy/generated/envoy/service/discovery/v3/discovery.js';
+import { ADS_ORDER, WILDCARD_TYPES, isXdsTypeUrl, shortTypeName, type XdsTypeUrl } from '../../envoy/xds-types.js';
+import type { Ledger, ProxyEntry, TypeLedger } from '../cache/ledger.js';
+import type { ResourceWatcher } from '../cache/snapshot-cache.js';
+import { typeVersion, type VersionedResource } from '../cache/snapshot.js';
+import { identify, type ProxyIdentity } from './identity.js';
+import type { ProtocolMetrics } from './metrics.js';
+
+/** More names than any proxy of ours subscribes to: a larger list is garbage, not a subscription. */
+export const MAX_RESOURCE_NAMES = 10_000;
+
+export interface StreamDeps {
+  readonly watcher: ResourceWatcher;
+  readonly ledger: Ledger;
+  readonly logger: Logger;
+  readonly metrics: ProtocolMetrics;
+  readonly now?: () => Date;
+}
+
+export interface StreamIo {
+  send(response: DiscoveryResponse): void;
+  /** Ends the stream with an error status (gRPC INVALID_ARGUMENT). */
+  fail(message: string): void;
+}
+
+interface TypeState {
+  readonly type: XdsTypeUrl;
+  readonly ledger: TypeLedger;
+  wildcard: boolean;
+  names: ReadonlySet<string>;
+  /** The version last NACKed: not sent again until the content changes. */
+  parkedVersion?: string;
+}
+
+export class SotwStream {
+  private identity?: ProxyIdentity;
+  private entry?: ProxyEntry;
+  private unwatch?: () => void;
+  private readonly types = new Map<XdsTypeUrl, TypeState>();
+  private nonce = 0;
+  private closed = false;
+
+  constructor(
+    private readonly id: number,
+    private readonly deps: StreamDeps,
+    private readonly io: StreamIo,
+  ) {}
+
+  handle(request: DiscoveryRequest): void {
+    if (this.closed) return;
+    if (!this.identity && !this.start(request)) return;
+    const type = request.typeUrl;
+    if (!isXdsTypeUrl(type)) {
+      this.reject('unknown_type', `type_url "${type}" is not served here`);
+      return;
+    }
+    if (request.resourceNames.length > MAX_RESOURCE_NAMES) {
+      this.reject('too_many_names', `${request.resourceNames.length} resource names for ${shortTypeName(type)}, more than ${MAX_RESOURCE_NAMES}`);
+      return;
+    }
+    const state = this.types.get(type);
+    if (request.responseNonce === '' || !state) {
+      this.subscribe(type, request.resourceNames);
+      this.send(type);
+      return;
+    }
+    if (request.responseNonce !== state.ledger.sentNonce) {
+      // A reply to an older response: a newer one is on its way to the proxy (envoy#10363).
+      this.deps.logger.debug({ stream: this.id, type: shortTypeName(type), nonce: request.responseNonce }, 'stale nonce ignored');
+      return;
+    }
+    if (request.errorDetail) this.recordNack(type, state, request);
+    else this.recordAck(type, state, request);
+    if (this.resubscribe(state, request.resourceNames)) this.send(type);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unwatch?.();
+    this.deps.ledger.close(this.id);
+    if (this.identity) this.deps.metrics.streams.dec({ role: this.identity.role });
+  }
+
+  private start(request: DiscoveryRequest): boolean {
+    const result = identify(request.node);
+    if (!result.ok) {
+      this.deps.metrics.rejectedRequests.inc({ reason: 'identity' });
+      this.deps.logger.warn({ stream: this.id, error: result.error }, 'stream refused');
+      this.io.fail(result.error);
+      this.close();
+      return false;
+    }
+    this.identity = result.identity;
+    this.entry = this.deps.ledger.open(this.id, this.identity.id, this.identity.key, this.now());
+    this.unwatch = this.deps.watcher.watch(this.identity.key, (types) => this.onChange(types));
+    this.deps.metrics.streams.inc({ role: this.identity.role });
+    this.deps.logger.info({ stream: this.id, role: this.identity.role, proxy: this.identity.id }, 'proxy connected');
+    return true;
+  }
+
+  /** Garbage in one request must not cost the proxy its other subscriptions: log, count, ignore. */
+  private reject(reason: string, message: string): void {
+    this.deps.metrics.rejectedRequests.inc({ reason });
+    this.deps.logger.warn({ stream: this.id, proxy: this.identity?.id, reason }, `discovery request ignored: ${message}`);
+  }
+
+  private subscribe(type: XdsTypeUrl, names: readonly string[]): void {
+    const ledger: TypeLedger = { status: 'REQUESTED', subscribed: [] };
+    const state: TypeState = { type, ledger, wildcard: false, names: new Set() };
+    this.resubscribe(state, names);
+    this.types.set(type, state);
+    this.entry?.types.set(type, ledger);
+  }
+
+  /**
+   * Applies a request's names; true when the subscription changed. No names means "all" for LDS and
+   * CDS (legacy wildcard) and "none" for RDS and EDS; "*" means all for any type.
+   */
+  private resubscribe(state: TypeState, names: readonly string[]): boolean {
+    const wildcard = names.includes('*') || (names.length === 0 && WILDCARD_TYPES.has(state.type));
+    const next = new Set(wildcard ? [] : names);
+    const same = wildcard === state.wildcard && next.size === state.names.size && [...next].every((n) => state.names.has(n));
+    state.wildcard = wildcard;
+    state.names = next;
+    state.ledger.subscribed = [...next].sort();
+    return !same;
+  }
+
+  private recordAck(type: XdsTypeUrl, state: TypeState, request: DiscoveryRequest): void {
+    state.ledger.status = 'ACKED';
+    state.ledger.ackedVersion = request.versionInfo;
+    this.deps.metrics.acks.inc({ type: shortTypeName(type) });
+  }
+
+  private recordNack(type: XdsTypeUrl, state: TypeState, request: DiscoveryRequest): void {
+    const version = state.ledger.sentVersion ?? '';
+    const detail = request.errorDetail?.message ?? '';
+    state.ledger.status = 'NACKED';
+    state.ledger.nack = { version, nonce: request.responseNonce, detail, at: this.now().toISOString() };
+    state.parkedVersion = version;
+    this.deps.metrics.nacks.inc({ type: shortTypeName(type) });
+    this.deps.logger.warn(
+      { stream: this.id, proxy: this.identity?.id, type: shortTypeName(type), version, error_detail: detail },
+      'proxy rejected configuration (NACK); keeping it parked until the content changes',
+    );
+  }
+
+  private onChange(types: readonly XdsTypeUrl[]): void {
+    for (const type of ADS_ORDER) {
+      const state = this.types.get(type);
+      if (!state || !types.includes(type)) continue;
+      const { version } = this.selection(type, state);
+      if (version !== state.ledger.sentVersion && version !== state.parkedVersion) this.send(type);
+    }
+  }
+
+  private selection(type: XdsTypeUrl, state: TypeState): { version: string; resources: VersionedResource[] } {
+    const snapshot = this.deps.watcher.current(this.identity?.key ?? '', type);
+    if (state.wildcard) {
+      return { version: snapshot.version, resources: [...snapshot.resources.values()] };
+    }
+    const resources = [...state.names].flatMap((name) => snapshot.resources.get(name) ?? []);
+    return { version: typeVersion(resources), resources };
+  }
+
+  private send(type: XdsTypeUrl): void {
+    const state = this.types.get(type);
+    if (!state) return;
+    const { version, resources } = this.selection(type, state);
+    const nonce = String(++this.nonce);
+    state.ledger.sentVersion = version;
+    state.ledger.sentNonce = nonce;
+    if (state.ledger.status !== 'NACKED' || version !== state.parkedVersion) state.ledger.status = 'REQUESTED';
+    this.deps.metrics.responses.inc({ type: shortTypeName(type) });
+    this.deps.logger.debug({ stream: this.id, proxy: this.identity?.id, type: shortTypeName(type), version, count: resources.length }, 'sent');
+    this.io.send({ versionInfo: version, resources: resources.map((r) => r.any), canary: false, typeUrl: type, nonce, controlPlane: undefined, resourceErrors: [] });
+  }
+
+  private now(): Date {
+    return (this.deps.now ?? (() => new Date()))();
+  }
+}

@@ -1,0 +1,52 @@
+// Joins the pieces: node lists from a source go through the translator into the snapshot cache. Only a
+// translation without settings errors is published; skipped nodes are reported and the rest served.
+
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import { formatInputError, type TunnelNode } from '../model/node.js';
+import type { Settings } from '../model/settings.js';
+import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import { translate } from '../translate/translate.js';
+
+export interface ControlPlaneMetrics {
+  readonly nodes: Gauge<'role'>;
+  readonly skippedNodes: Gauge;
+}
+
+export function controlPlaneMetrics(registry: Registry): ControlPlaneMetrics {
+  const registers = [registry];
+  return {
+    nodes: new Gauge({ name: 'xds_nodes', help: 'Nodes being served, by role', labelNames: ['role'], registers }),
+    skippedNodes: new Gauge({ name: 'xds_skipped_nodes', help: 'Nodes skipped in the last update for invalid input', registers }),
+  };
+}
+
+export class ControlPlane {
+  private generation = 0;
+
+  constructor(
+    private readonly cache: SnapshotCache,
+    private readonly settings: Settings,
+    private readonly logger: Logger,
+    private readonly metrics: ControlPlaneMetrics,
+  ) {}
+
+  /** Translates and publishes; returns false (and publishes nothing) when the input cannot be served. */
+  update(nodes: readonly TunnelNode[]): boolean {
+    const translation = translate(nodes, this.settings);
+    if (!translation.ok) {
+      const reasons = translation.errors.map(formatInputError);
+      this.logger.error({ reasons }, 'settings are invalid: nothing published, the last good configuration stays in force');
+      return false;
+    }
+    for (const error of translation.errors) this.logger.warn({ path: error.path }, `node skipped: ${formatInputError(error)}`);
+    const { changed } = this.cache.publish(translation);
+    this.generation++;
+    const edges = translation.edges.size;
+    this.metrics.nodes.set({ role: 'edge' }, edges);
+    this.metrics.nodes.set({ role: 'cloud' }, nodes.filter((n) => n.role === 'cloud').length);
+    this.metrics.skippedNodes.set(translation.errors.length);
+    this.logger.info({ generation: this.generation, edges, changedProxies: changed.size }, 'configuration published');
+    return true;
+  }
+}

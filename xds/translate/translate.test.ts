@@ -1,0 +1,65 @@
+// Golden tests: each testdata/<case>.in.yaml (settings overrides + a nodes file) is translated and
+// rendered; the result must equal testdata/<case>.out.yaml. UPDATE_GOLDEN=1 rewrites the outputs and
+// deletes outputs whose input is gone.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { toYaml } from '../../envoy/render.js';
+import { formatInputError } from '../model/node.js';
+import { DEFAULT_SETTINGS, type Settings } from '../model/settings.js';
+import { parseNodesFile } from '../sources/nodes-file.js';
+import { resourceSetToJson } from './render.js';
+import { translate } from './translate.js';
+
+const dir = join(import.meta.dirname, 'testdata');
+const update = process.env.UPDATE_GOLDEN === '1';
+
+function render(inputText: string, fileName: string): string {
+  const input = parse(inputText) as { settings?: Partial<Settings>; nodes?: unknown };
+  const parsed = parseNodesFile(stringify({ nodes: input.nodes ?? [] }), fileName);
+  const translation = translate(parsed.nodes, { ...DEFAULT_SETTINGS, ...input.settings });
+  const errors = [...(parsed.fatal ? [parsed.fatal] : []), ...[...parsed.errors, ...translation.errors].map(formatInputError)];
+  if (!translation.ok) return toYaml({ errors });
+  const edges = Object.fromEntries([...translation.edges].map(([node, set]) => [node, resourceSetToJson(set)]));
+  return toYaml({ errors, cloud: resourceSetToJson(translation.cloud), edges });
+}
+
+describe('translator golden files', () => {
+  const inputs = readdirSync(dir).filter((f) => f.endsWith('.in.yaml')).sort();
+  if (update) {
+    for (const stale of readdirSync(dir).filter((f) => f.endsWith('.out.yaml'))) {
+      if (!inputs.includes(stale.replace('.out.yaml', '.in.yaml'))) rmSync(join(dir, stale));
+    }
+  }
+  for (const input of inputs) {
+    it(input.replace('.in.yaml', ''), () => {
+      const actual = render(readFileSync(join(dir, input), 'utf8'), input);
+      const outPath = join(dir, input.replace('.in.yaml', '.out.yaml'));
+      if (update) writeFileSync(outPath, actual);
+      assert.ok(existsSync(outPath), `${outPath} is missing: run UPDATE_GOLDEN=1 make unit and review it`);
+      assert.equal(actual, readFileSync(outPath, 'utf8'));
+    });
+  }
+});
+
+describe('translator', () => {
+  it('gives byte-identical resources whatever order the nodes come in', () => {
+    const nodes = parseNodesFile(
+      'nodes:\n- {name: node-b, addresses: [10.0.0.2]}\n- {name: node-a, addresses: [10.0.0.1]}\n',
+      'n.yaml',
+    ).nodes;
+    const a = translate(nodes, DEFAULT_SETTINGS);
+    const b = translate([...nodes].reverse(), DEFAULT_SETTINGS);
+    assert.ok(a.ok && b.ok);
+    assert.equal(toYaml(resourceSetToJson(a.cloud)), toYaml(resourceSetToJson(b.cloud)));
+  });
+
+  it('translates nothing when the settings are invalid, and says which', () => {
+    const result = translate([], { ...DEFAULT_SETTINGS, tunnelsPerCloud: 0, connectListen: { address: '127.0.0.1', port: 70000 } });
+    assert.equal(result.ok, false);
+    assert.deepEqual(result.errors.map((e) => e.path), ['settings.connectListen.port', 'settings.tunnelsPerCloud']);
+  });
+});
