@@ -29,9 +29,24 @@ function expandAnys(value: unknown): Json {
     const value = typeof record.value === 'string' ? record.value : '';
     return anyToJson({ typeUrl: record.typeUrl, value: Buffer.from(value, 'base64') });
   }
+  const duration = durationString(record, keys);
+  if (duration !== undefined) return duration;
   const out: { [key: string]: Json } = {};
   for (const key of keys) out[key] = expandAnys(record[key]);
   return out;
+}
+
+/**
+ * ts-proto writes google.protobuf.Duration as {seconds, nanos}; the canonical JSON form, which Envoy's
+ * YAML loader requires, is a string such as "1.5s". No other message edge-tunnel uses has only these
+ * fields. An all-default Duration is written by ts-proto as {} and stays so (shown, never parsed).
+ */
+function durationString(record: Record<string, unknown>, keys: string[]): string | undefined {
+  if (keys.length === 0 || !keys.every((k) => (k === 'seconds' || k === 'nanos') && typeof record[k] === 'number')) {
+    return undefined;
+  }
+  const total = (record.seconds as number | undefined ?? 0) + (record.nanos as number | undefined ?? 0) / 1e9;
+  return `${Number(total.toFixed(9))}s`;
 }
 
 /** YAML with stable formatting: long lines unfolded, so diffs of two dumps stay line-oriented. */

@@ -29,6 +29,11 @@ export interface ProcessHandle {
   readonly logFile: string;
   /** Resolves (never rejects) when the process has exited. */
   readonly exited: Promise<ExitInfo>;
+  /**
+   * Resolves once stdout and stderr have reached EOF, i.e. the log is complete. That can be after `exited`
+   * (the last output is still in the pipe) or much later (something else in the group holds the pipes).
+   */
+  readonly outputClosed: Promise<void>;
   /** The exit status once known, undefined while running. */
   exitInfo(): ExitInfo | undefined;
   /** The last `lines` lines of combined stdout and stderr (at most TAIL_LINES are kept). */
@@ -65,6 +70,8 @@ export async function startProcess(opts: ProcessOptions): Promise<ProcessHandle>
   logSequence += 1;
   const logFile = path.join(runDir(), `${String(logSequence).padStart(2, '0')}-${sanitize(opts.name)}.log`);
   const log = createWriteStream(logFile);
+  // Losing the log file (disk full, directory removed) must not take the test runner down with it.
+  log.on('error', (err) => process.emitWarning(`log file ${logFile} for ${opts.name}: ${err.message}`));
   log.write(`$ ${[opts.command, ...opts.args].join(' ')}\n`);
 
   const child = spawn(opts.command, opts.args, {
@@ -90,6 +97,7 @@ export async function startProcess(opts: ProcessOptions): Promise<ProcessHandle>
 
 class ChildHandle implements ProcessHandle {
   readonly exited: Promise<ExitInfo>;
+  readonly outputClosed: Promise<void>;
   private exit: ExitInfo | undefined;
   private readonly tail: string[] = [];
   private partial = '';
@@ -115,9 +123,12 @@ class ChildHandle implements ProcessHandle {
     });
     // 'close' comes after both pipes hit EOF, i.e. after every member of the group that inherited them is
     // gone too; only then is the log complete.
-    child.once('close', () => {
-      this.flushPartial();
-      log.end(`# exited: ${describeExit(this.exit)}\n`);
+    this.outputClosed = new Promise<void>((resolve) => {
+      child.once('close', () => {
+        this.flushPartial();
+        log.end(`# exited: ${describeExit(this.exit)}\n`);
+        resolve();
+      });
     });
   }
 

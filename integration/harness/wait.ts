@@ -19,7 +19,13 @@ export type Probe<T> = () => Promise<T | undefined | false> | T | undefined | fa
  * A pause for the poll loop itself. Not for tests to "wait a bit": wait for a condition with waitFor.
  */
 export async function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  await sleep(ms, undefined, signal === undefined ? undefined : { signal });
+  try {
+    await sleep(ms, undefined, signal === undefined ? undefined : { signal });
+  } catch (err) {
+    // timers/promises rejects with a generic AbortError; the reason says why the wait was abandoned.
+    if (signal?.aborted === true) throw signal.reason;
+    throw err;
+  }
 }
 
 /**

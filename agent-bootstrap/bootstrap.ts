@@ -1,0 +1,113 @@
+// Renders the Envoy bootstrap for an edge or a cloud proxy: only what cannot come over xDS is static
+// (node identity, admin, the reverse-tunnel socket interface, the way to the xDS server); every
+// listener, route and tunnel cluster arrives over ADS.
+
+import type { DeepPartial } from '../envoy/generated/envoy/config/core/v3/base.js';
+import type { Bootstrap } from '../envoy/generated/envoy/config/bootstrap/v3/bootstrap.js';
+import { ApiConfigSource_ApiType, ApiVersion } from '../envoy/generated/envoy/config/core/v3/config_source.js';
+import { anyToJson, toYaml, type Json } from '../envoy/render.js';
+import { pack } from '../envoy/registry.js';
+import { dnsSubdomainError } from '../xds/model/node.js';
+import type { SocketAddress } from '../xds/model/settings.js';
+import { adsConfigSource, seconds, singleEndpointCluster } from '../xds/translate/common.js';
+import { XDS_CLUSTER } from '../xds/translate/names.js';
+
+export interface BootstrapOptions {
+  /** Edge: the Kubernetes node name. Cloud: this replica's own id (e.g. the pod name). */
+  readonly id: string;
+  readonly xds: SocketAddress;
+  readonly adminPort: number;
+  /** Admin listens on loopback only: it can change Envoy's state and must never face a network. */
+  readonly adminAddress?: string;
+}
+
+/**
+ * Edge reconnect tuning: with Envoy's defaults a lost tunnel comes back after 8-10 s; these bring it
+ * to about a second, which is cheap next to the cost of kubectl failing meanwhile.
+ */
+const EDGE_MAINTAIN_INTERVAL_S = 1;
+const EDGE_MAX_RECONNECT_BACKOFF_S = 2;
+
+function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepPartial<Bootstrap> {
+  const xdsCluster = singleEndpointCluster(XDS_CLUSTER, options.xds, 2);
+  return {
+    node: { id: options.id, cluster },
+    admin: {
+      address: { socketAddress: { address: options.adminAddress ?? '127.0.0.1', portValue: options.adminPort } },
+    },
+    dynamicResources: {
+      adsConfig: {
+        apiType: ApiConfigSource_ApiType.GRPC,
+        transportApiVersion: ApiVersion.V3,
+        grpcServices: [
+          {
+            envoyGrpc: {
+              clusterName: XDS_CLUSTER,
+              // Come back quickly after an xDS server restart; Envoy keeps serving its last config meanwhile.
+              retryPolicy: { retryBackOff: { baseInterval: seconds(0.25), maxInterval: seconds(2) } },
+            },
+          },
+        ],
+        setNodeOnFirstMessageOnly: true,
+      },
+      ldsConfig: adsConfigSource(),
+      cdsConfig: adsConfigSource(),
+    },
+    staticResources: {
+      clusters: [
+        {
+          ...xdsCluster,
+          typedExtensionProtocolOptions: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': pack(
+              'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              { explicitHttpConfig: { http2ProtocolOptions: { connectionKeepalive: { interval: seconds(15), timeout: seconds(5) } } } },
+            ),
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function edgeBootstrap(options: BootstrapOptions): DeepPartial<Bootstrap> {
+  const nameError = dnsSubdomainError(options.id);
+  if (nameError) throw new Error(`node name "${options.id}" ${nameError}`);
+  return {
+    ...common(options, 'edge'),
+    bootstrapExtensions: [
+      {
+        name: 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface',
+        typedConfig: pack(
+          'envoy.extensions.bootstrap.reverse_tunnel.downstream_socket_interface.v3.DownstreamReverseConnectionSocketInterface',
+          {
+            statPrefix: 'downstream_reverse_connection',
+            maintainInterval: seconds(EDGE_MAINTAIN_INTERVAL_S),
+            maxReconnectBackoff: seconds(EDGE_MAX_RECONNECT_BACKOFF_S),
+          },
+        ),
+      },
+    ],
+  };
+}
+
+export function cloudBootstrap(options: BootstrapOptions): DeepPartial<Bootstrap> {
+  return {
+    ...common(options, 'cloud'),
+    bootstrapExtensions: [
+      {
+        name: 'envoy.bootstrap.reverse_tunnel.upstream_socket_interface',
+        typedConfig: pack(
+          'envoy.extensions.bootstrap.reverse_tunnel.upstream_socket_interface.v3.UpstreamReverseConnectionSocketInterface',
+          { statPrefix: 'upstream_reverse_connection' },
+        ),
+      },
+    ],
+  };
+}
+
+/** The bootstrap as Envoy reads it with -c: YAML with every Any expanded. */
+export function renderBootstrap(bootstrap: DeepPartial<Bootstrap>): string {
+  const json = anyToJson(pack('envoy.config.bootstrap.v3.Bootstrap', bootstrap)) as { [key: string]: Json };
+  delete json['@type'];
+  return toYaml(json);
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// agent-bootstrap: writes the Envoy bootstrap for an edge node or a cloud replica (the DaemonSet's init
+// step; the demo and the tests use the same code).
+
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { UsageError, hostPort, positiveInt } from '../xds/cli/args.js';
+import { cloudBootstrap, edgeBootstrap, renderBootstrap } from './bootstrap.js';
+
+const HELP = `usage: agent-bootstrap edge|cloud [flags]
+
+  edge    bootstrap for the edge Envoy of one node (reverse-tunnel initiator)
+  cloud   bootstrap for a cloud Envoy replica (reverse-tunnel responder, CONNECT entry)
+
+  --id ID             edge: the Kubernetes node name; cloud: this replica's id (required)
+  --xds HOST:PORT     the xDS server (default 127.0.0.1:18000)
+  --admin-port N      Envoy admin port on 127.0.0.1 (default 19000)
+  --out FILE          write there instead of standard output
+
+Exit codes: 0 ok, 1 failure, 2 usage error.
+`;
+
+function main(argv: string[]): number {
+  const [role, ...rest] = argv;
+  if (role === '--help' || role === '-h' || rest.includes('--help')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  try {
+    if (role !== 'edge' && role !== 'cloud') throw new UsageError(`first argument must be edge or cloud, not "${role ?? ''}"`);
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        id: { type: 'string' },
+        xds: { type: 'string', default: '127.0.0.1:18000' },
+        'admin-port': { type: 'string', default: '19000' },
+        out: { type: 'string' },
+      },
+    });
+    if (!values.id) throw new UsageError('--id is required');
+    const options = { id: values.id, xds: hostPort('xds', values.xds), adminPort: positiveInt('admin-port', values['admin-port']) };
+    const yaml = renderBootstrap(role === 'edge' ? edgeBootstrap(options) : cloudBootstrap(options));
+    if (values.out) writeFileSync(values.out, yaml);
+    else process.stdout.write(yaml);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`agent-bootstrap: ${error instanceof Error ? error.message : String(error)}\n`);
+    return error instanceof UsageError || (error instanceof TypeError && 'code' in error) ? 2 : 1;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));

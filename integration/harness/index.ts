@@ -1,0 +1,37 @@
+// The integration test harness: processes, Envoy, a stand-in kubelet and the CONNECT client.
+export { freePort } from './ports.js';
+export { delay, waitFor, type Probe, type WaitOptions } from './wait.js';
+export {
+  ProcessSet,
+  runDir,
+  startProcess,
+  type ExitInfo,
+  type ProcessHandle,
+  type ProcessOptions,
+} from './processes.js';
+export {
+  EnvoyAdmin,
+  envoyBinary,
+  parseStats,
+  startEnvoy,
+  type AdminResponse,
+  type EnvoyInstance,
+  type EnvoyOptions,
+} from './envoy.js';
+export {
+  blobChunks,
+  blobSha256,
+  startStandInKubelet,
+  type StandInKubelet,
+  type StandInKubeletOptions,
+} from './kubelet.js';
+export {
+  getThroughProxy,
+  httpsThroughTunnel,
+  openConnect,
+  type ConnectOptions,
+  type ConnectResult,
+  type ProxyAddress,
+  type TunnelRequest,
+  type TunnelResponse,
+} from './connect.js';

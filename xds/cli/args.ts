@@ -1,0 +1,26 @@
+// Parsing helpers for the CLI: host:port pairs and port lists, with errors that name the flag.
+
+import type { SocketAddress } from '../model/settings.js';
+
+export class UsageError extends Error {}
+
+export function hostPort(flag: string, value: string): SocketAddress {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port < 0 || port > 65535) throw new UsageError(`--${flag}: "${value}" is not HOST:PORT`);
+  return { address: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export function portList(flag: string, value: string): number[] {
+  const ports = value.split(',').filter(Boolean).map(Number);
+  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+    throw new UsageError(`--${flag}: "${value}" is not a comma-separated list of ports`);
+  }
+  return ports;
+}
+
+export function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: "${value}" is not a whole number above 0`);
+  return n;
+}

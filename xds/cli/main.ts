@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// The `xds` command: serve the control plane, or audit it with dump.
+
+import { DUMP_HELP, dumpCommand } from './dump-command.js';
+import { SERVE_HELP, serveCommand } from './serve-command.js';
+import { UsageError } from './args.js';
+
+const USAGE = `usage: xds <command> [flags]
+
+commands:
+  serve   run the control plane
+  dump    print what the server holds for a proxy and what it acknowledged
+
+xds <command> --help shows a command's flags. Exit codes: 0 ok, 1 failure, 2 usage error.
+`;
+
+const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
+  serve: { run: serveCommand, help: SERVE_HELP },
+  dump: { run: dumpCommand, help: DUMP_HELP },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : commands[name];
+  if (!command) {
+    process.stderr.write(name === undefined || name === '--help' || name === '-h' ? USAGE : `unknown command "${name}"\n\n${USAGE}`);
+    return name === '--help' || name === '-h' ? 0 : 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help);
+    return 0;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`xds ${name}: ${message}\n`);
+    if (error instanceof UsageError || (error instanceof TypeError && 'code' in error)) {
+      process.stderr.write(command.help);
+      return 2;
+    }
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code !== 0) process.exit(code);
+});

@@ -1,0 +1,68 @@
+// `xds serve`: runs the control plane until SIGINT/SIGTERM.
+
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { DEFAULT_SETTINGS, type Settings } from '../model/settings.js';
+import { NodesFileSource } from '../sources/nodes-file.js';
+import { serve } from '../server/serve.js';
+import { UsageError, hostPort, portList, positiveInt } from './args.js';
+
+export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
+
+  --nodes-file PATH        YAML list of nodes, watched for changes (required)
+  --listen HOST:PORT       ADS gRPC address              (default 127.0.0.1:18000)
+  --admin HOST:PORT        admin: /healthz /metrics /dump (default 127.0.0.1:18001)
+  --tunnel-listen H:P      cloud Envoy's tunnel handshake listener (default ${fmt(DEFAULT_SETTINGS.tunnelListen)})
+  --tunnel-dial H:P        where edge Envoys dial the cloud (default ${fmt(DEFAULT_SETTINGS.tunnelDial)})
+  --connect-listen H:P     cloud Envoy's CONNECT listener (default ${fmt(DEFAULT_SETTINGS.connectListen)})
+  --tunnels-per-cloud N    tunnels per edge per cloud Envoy, >= its --concurrency (default ${DEFAULT_SETTINGS.tunnelsPerCloud})
+  --allowed-ports LIST     node ports reachable besides the kubelet's (default ${DEFAULT_SETTINGS.allowedPorts.join(',')})
+  --log-level LEVEL        pino level (default info)
+`;
+
+function fmt(a: { address: string; port: number }): string {
+  return `${a.address}:${a.port}`;
+}
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'nodes-file': { type: 'string' },
+      listen: { type: 'string', default: '127.0.0.1:18000' },
+      admin: { type: 'string', default: '127.0.0.1:18001' },
+      'tunnel-listen': { type: 'string' },
+      'tunnel-dial': { type: 'string' },
+      'connect-listen': { type: 'string' },
+      'tunnels-per-cloud': { type: 'string' },
+      'allowed-ports': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  if (!values['nodes-file']) throw new UsageError('--nodes-file is required');
+  const settings: Settings = {
+    ...DEFAULT_SETTINGS,
+    ...(values['tunnel-listen'] && { tunnelListen: hostPort('tunnel-listen', values['tunnel-listen']) }),
+    ...(values['tunnel-dial'] && { tunnelDial: hostPort('tunnel-dial', values['tunnel-dial']) }),
+    ...(values['connect-listen'] && { connectListen: hostPort('connect-listen', values['connect-listen']) }),
+    ...(values['tunnels-per-cloud'] && { tunnelsPerCloud: positiveInt('tunnels-per-cloud', values['tunnels-per-cloud']) }),
+    ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),
+  };
+  const xdsListen = hostPort('listen', values.listen);
+  const admin = hostPort('admin', values.admin);
+  const logger = pino({ level: values['log-level'], base: { component: 'xds' } });
+  const running = await serve({
+    source: new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) }),
+    settings,
+    logger,
+    xdsListen: `${xdsListen.address}:${xdsListen.port}`,
+    adminHost: admin.address,
+    adminPort: admin.port,
+  });
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'shutting down');
+    void running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

@@ -1,0 +1,67 @@
+// Starts the control plane: a node source feeding the translator and cache, the ADS gRPC server and
+// the admin endpoint. Nothing is served to proxies before the first node list is in.
+
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Ledger } from '../cache/ledger.js';
+import { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { Settings } from '../model/settings.js';
+import { listenAds } from '../protocol/ads-server.js';
+import { protocolMetrics } from '../protocol/metrics.js';
+import type { NodeSource } from '../sources/source.js';
+import { adminServer } from './admin.js';
+import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
+
+export interface ServeOptions {
+  readonly source: NodeSource;
+  readonly settings: Settings;
+  readonly logger: Logger;
+  /** host:port for the ADS gRPC server (port 0 picks one). */
+  readonly xdsListen: string;
+  readonly adminHost: string;
+  readonly adminPort: number;
+}
+
+export interface RunningServer {
+  readonly xdsPort: number;
+  readonly adminPort: number;
+  close(): Promise<void>;
+}
+
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const { logger, settings } = options;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const cache = new SnapshotCache();
+  const ledger = new Ledger();
+  const controlPlane = new ControlPlane(cache, settings, logger, controlPlaneMetrics(registry));
+  let ready = false;
+  await options.source.start((nodes) => {
+    ready = controlPlane.update(nodes) || ready;
+  });
+  if (!ready) throw new Error('the first node list could not be served (see the errors above)');
+
+  const { server, port: xdsPort } = await listenAds(
+    { watcher: cache, ledger, logger: logger.child({ component: 'ads' }), metrics: protocolMetrics(registry) },
+    options.xdsListen,
+  );
+  const admin = adminServer({ cache, ledger, registry, ready: () => ready });
+  admin.listen(options.adminPort, options.adminHost);
+  await once(admin, 'listening');
+  const adminPort = (admin.address() as AddressInfo).port;
+  logger.info({ xds: `${options.xdsListen.replace(/:\d+$/, '')}:${xdsPort}`, admin: `${options.adminHost}:${adminPort}` }, 'xDS server listening');
+
+  return {
+    xdsPort,
+    adminPort,
+    async close() {
+      await options.source.stop();
+      admin.closeAllConnections();
+      admin.close();
+      // forceShutdown ends open ADS streams at once; proxies keep their config and reconnect elsewhere.
+      server.forceShutdown();
+    },
+  };
+}
