@@ -1,0 +1,222 @@
+// A whole edge-tunnel on loopback: the xDS server (its own process, so it can be restarted), one cloud
+// Envoy, one edge Envoy and one stand-in kubelet per edge node. Shared by the integration tests and
+// `make demo`, so the demo runs exactly what the tests check.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { cloudBootstrap, edgeBootstrap, renderBootstrap } from '../agent-bootstrap/bootstrap.js';
+import {
+  EnvoyAdmin,
+  ProcessSet,
+  freePort,
+  getThroughProxy,
+  runDir,
+  startEnvoy,
+  startStandInKubelet,
+  waitFor,
+  type EnvoyInstance,
+  type ProcessHandle,
+  type StandInKubelet,
+} from './harness/index.js';
+
+const ROOT = join(import.meta.dirname, '..');
+
+export interface TopologyOptions {
+  readonly nodes: readonly string[];
+  /** The CONNECT listener's port; a free one when omitted. */
+  readonly connectPort?: number;
+  /** Kubelet ports by node; free ones when omitted. */
+  readonly kubeletPorts?: Readonly<Record<string, number>>;
+  readonly cloudConcurrency?: number;
+  readonly dir?: string;
+}
+
+interface EdgeState {
+  /** A TEST-NET address assigned to no interface: only the tunnel can reach the node by it. */
+  readonly address: string;
+  readonly kubelet: StandInKubelet;
+  readonly adminPort: number;
+  readonly baseId: number;
+  readonly configPath: string;
+  envoy?: EnvoyInstance;
+}
+
+export class Topology {
+  readonly processes = new ProcessSet();
+  readonly dir: string;
+  readonly nodesFile: string;
+  private readonly edges = new Map<string, EdgeState>();
+  private xds?: ProcessHandle;
+  private cloud?: EnvoyInstance;
+  private nextBaseId = 1000 + Math.floor(Math.random() * 60_000);
+  private ports!: { xds: number; xdsAdmin: number; tunnel: number; connect: number; cloudAdmin: number };
+
+  private constructor(private readonly options: TopologyOptions) {
+    this.dir = options.dir ?? runDir();
+    this.nodesFile = join(this.dir, 'nodes.yaml');
+  }
+
+  static async start(options: TopologyOptions): Promise<Topology> {
+    const topology = new Topology(options);
+    try {
+      await topology.boot();
+    } catch (error) {
+      process.stderr.write(topology.processes.describeFailure());
+      await topology.stop();
+      throw error;
+    }
+    return topology;
+  }
+
+  get connectPort(): number {
+    return this.ports.connect;
+  }
+
+  get xdsAdminUrl(): string {
+    return `http://127.0.0.1:${this.ports.xdsAdmin}`;
+  }
+
+  get cloudAdmin(): EnvoyAdmin {
+    return new EnvoyAdmin(this.ports.cloudAdmin);
+  }
+
+  kubeletPort(node: string): number {
+    return this.edge(node).kubelet.port;
+  }
+
+  private async boot(): Promise<void> {
+    this.ports = {
+      xds: await freePort(),
+      xdsAdmin: await freePort(),
+      tunnel: await freePort(),
+      connect: this.options.connectPort ?? (await freePort()),
+      cloudAdmin: await freePort(),
+    };
+    for (const node of this.options.nodes) await this.addEdge(node);
+    this.writeNodes(this.options.nodes);
+    await this.startXds();
+    await this.startCloud();
+    for (const node of this.options.nodes) await this.startEdge(node);
+  }
+
+  /** Prepares an edge node (kubelet and bootstrap) without listing it or starting its Envoy. */
+  async addEdge(node: string): Promise<void> {
+    const kubelet = await startStandInKubelet({ node, port: this.options.kubeletPorts?.[node] ?? 0 });
+    const adminPort = await freePort();
+    const configPath = join(this.dir, `edge-${node}.yaml`);
+    writeFileSync(configPath, renderBootstrap(edgeBootstrap({ id: node, xds: this.xdsAddress(), adminPort })));
+    const address = `192.0.2.${this.edges.size + 11}`;
+    this.edges.set(node, { address, kubelet, adminPort, configPath, baseId: this.nextBaseId++ });
+  }
+
+  /** Rewrites the nodes file: the xDS server picks the change up by itself. */
+  writeNodes(nodes: readonly string[]): void {
+    const entries = nodes.map((name) => ({
+      name,
+      addresses: [this.edge(name).address, `${name}.edge.test`],
+      kubeletPort: this.edge(name).kubelet.port,
+    }));
+    writeFileSync(this.nodesFile, stringify({ nodes: entries }));
+  }
+
+  /** The InternalIP-like address the nodes file gives a node. */
+  addressOf(node: string): string {
+    return this.edge(node).address;
+  }
+
+  private xdsAddress(): { address: string; port: number } {
+    return { address: '127.0.0.1', port: this.ports.xds };
+  }
+
+  async startXds(): Promise<void> {
+    this.xds = await this.processes.start({
+      name: 'xds-server',
+      command: process.execPath,
+      args: [
+        '--import', 'tsx', join(ROOT, 'xds/cli/main.ts'), 'serve',
+        '--nodes-file', this.nodesFile,
+        '--listen', `127.0.0.1:${this.ports.xds}`,
+        '--admin', `127.0.0.1:${this.ports.xdsAdmin}`,
+        '--tunnel-listen', `127.0.0.1:${this.ports.tunnel}`,
+        '--tunnel-dial', `127.0.0.1:${this.ports.tunnel}`,
+        '--connect-listen', `127.0.0.1:${this.ports.connect}`,
+        '--tunnels-per-cloud', String(this.options.cloudConcurrency ?? 2),
+      ],
+      cwd: ROOT,
+    });
+    await waitFor('xDS server healthy', async () => (await fetch(`${this.xdsAdminUrl}/healthz`).catch(() => undefined))?.ok, {
+      timeoutMs: 20_000,
+    });
+  }
+
+  async stopXds(): Promise<void> {
+    await this.xds?.stop();
+    this.xds = undefined;
+  }
+
+  async startCloud(): Promise<void> {
+    const configPath = join(this.dir, 'cloud.yaml');
+    writeFileSync(configPath, renderBootstrap(cloudBootstrap({ id: 'cloud-1', xds: this.xdsAddress(), adminPort: this.ports.cloudAdmin })));
+    this.cloud = await startEnvoy(this.processes, {
+      name: 'cloud-envoy',
+      configPath,
+      baseId: this.nextBaseId++,
+      concurrency: this.options.cloudConcurrency ?? 2,
+      adminPort: this.ports.cloudAdmin,
+    });
+    await this.cloud.waitReady();
+  }
+
+  async stopCloud(): Promise<void> {
+    await this.cloud?.process.stop();
+    this.cloud = undefined;
+  }
+
+  async startEdge(node: string): Promise<void> {
+    const edge = this.edge(node);
+    edge.envoy = await startEnvoy(this.processes, {
+      name: `edge-${node}`,
+      configPath: edge.configPath,
+      baseId: edge.baseId,
+      concurrency: 1,
+      adminPort: edge.adminPort,
+    });
+    await edge.envoy.waitReady();
+  }
+
+  async stopEdge(node: string): Promise<void> {
+    const edge = this.edge(node);
+    await edge.envoy?.process.stop();
+    edge.envoy = undefined;
+  }
+
+  private edge(node: string): EdgeState {
+    const edge = this.edges.get(node);
+    if (!edge) throw new Error(`no edge node ${node} in this topology`);
+    return edge;
+  }
+
+  /** GET / on a node's kubelet through the CONNECT proxy; resolves to the body, or undefined on failure. */
+  async reach(node: string, host = node): Promise<string | undefined> {
+    const target = `${host}:${this.kubeletPort(node)}`;
+    const response = await getThroughProxy({ host: '127.0.0.1', port: this.ports.connect }, target, '/').catch(() => undefined);
+    return response?.status === 200 ? response.body.toString() : undefined;
+  }
+
+  /**
+   * Waits until a node answers several times in a row: requests land on any cloud worker, and a node
+   * counts as reachable only when every worker holds one of its tunnels.
+   */
+  async waitReachable(node: string, timeoutMs: number, host = node): Promise<void> {
+    await waitFor(`${node} reachable through its tunnel as ${host}`, async () => {
+      for (let i = 0; i < 4; i++) if ((await this.reach(node, host)) !== `kubelet ${node}\n`) return false;
+      return true;
+    }, { timeoutMs, intervalMs: 100 });
+  }
+
+  async stop(): Promise<void> {
+    await this.processes.stopAll();
+    await Promise.all([...this.edges.values()].map((e) => e.kubelet.close()));
+  }
+}

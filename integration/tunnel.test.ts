@@ -1,0 +1,134 @@
+// The walking skeleton end to end on loopback: real Envoys configured only by our xDS server, CONNECT
+// sent the way kube-apiserver's egress dialer sends it, stand-in kubelets answering with their node name.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { blobChunks, blobSha256, httpsThroughTunnel, openConnect, waitFor } from './harness/index.js';
+import { Topology } from './topology.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const MiB = 1024 * 1024;
+
+describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge Envoys)', { concurrency: false }, () => {
+  let topology: Topology;
+
+  /** Prints every process's log tail when a step fails, so a red run explains itself. */
+  const step = (name: string, fn: () => Promise<void>): void => {
+    it(name, async () => {
+      try {
+        await fn();
+      } catch (error) {
+        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${topology.processes.describeFailure()}\n`);
+        throw error;
+      }
+    });
+  };
+
+  const connect = (target: string) => openConnect({ proxyHost: '127.0.0.1', proxyPort: topology.connectPort, target });
+
+  before(async () => {
+    topology = await Topology.start({ nodes: ['node-a', 'node-b'] });
+    await topology.addEdge('node-c');
+  });
+  after(async () => topology?.stop());
+
+  step('CONNECT by node name and by address reaches that node, never another', async () => {
+    await topology.waitReachable('node-a', 10_000);
+    await topology.waitReachable('node-b', 10_000);
+    for (let i = 0; i < 5; i++) {
+      for (const node of ['node-a', 'node-b']) {
+        assert.equal(await topology.reach(node), `kubelet ${node}\n`);
+        assert.equal(await topology.reach(node, topology.addressOf(node)), `kubelet ${node}\n`);
+        assert.equal(await topology.reach(node, `${node}.edge.test`), `kubelet ${node}\n`);
+      }
+    }
+  });
+
+  step('an unknown node or a port off the allowlist is refused within a second', async () => {
+    for (const target of [`node-zz:${topology.kubeletPort('node-a')}`, 'node-a:9', `${topology.addressOf('node-a')}:22`, '203.0.113.9:10250']) {
+      const result = await connect(target);
+      result.socket.destroy();
+      assert.equal(result.status, 404, `${target}: ${result.statusLine}`);
+      assert.ok(result.elapsedMs < 1000, `${target} took ${result.elapsedMs} ms`);
+    }
+  });
+
+  step('64 MiB cross the tunnel intact in both directions', async () => {
+    const target = `node-a:${topology.kubeletPort('node-a')}`;
+    const size = 64 * MiB;
+    const up = await connect(target);
+    assert.equal(up.status, 200);
+    const upload = await httpsThroughTunnel(up.socket, { method: 'POST', path: '/sha256', body: blobChunks(size, 'up') });
+    assert.equal(upload.body.toString().trim(), blobSha256(size, 'up'));
+    const down = await connect(target);
+    assert.equal(down.status, 200);
+    const download = await httpsThroughTunnel(down.socket, { method: 'GET', path: `/blob?size=${size}&seed=down`, keepBody: false });
+    assert.equal(download.bytes, size);
+    assert.equal(download.sha256, blobSha256(size, 'down'));
+  });
+
+  step('removing node-b from the nodes file cuts it off within 2 s; adding node-c opens it within 2 s', async () => {
+    await topology.startEdge('node-c');
+    topology.writeNodes(['node-a', 'node-c']);
+    await waitFor('node-b refused', async () => {
+      const result = await connect(`node-b:${topology.kubeletPort('node-b')}`);
+      result.socket.destroy();
+      return result.status === 404;
+    }, { timeoutMs: 2000 });
+    await topology.waitReachable('node-c', 2000);
+    assert.equal(await topology.reach('node-a'), 'kubelet node-a\n');
+    topology.writeNodes(['node-a', 'node-b', 'node-c']);
+    await topology.waitReachable('node-b', 5000);
+  });
+
+  step('a restarted edge Envoy serves its node again, nothing else restarted', async () => {
+    await topology.stopEdge('node-a');
+    const down = await connect(`node-a:${topology.kubeletPort('node-a')}`);
+    down.socket.destroy();
+    assert.equal(down.status, 503, 'a known node without a tunnel fails at once with 503');
+    await topology.startEdge('node-a');
+    await topology.waitReachable('node-a', 5000);
+  });
+
+  step('after a cloud Envoy restart every node is reachable within 5 s', async () => {
+    await topology.stopCloud();
+    await topology.startCloud();
+    const deadline = Date.now() + 5000;
+    for (const node of ['node-a', 'node-b', 'node-c']) await topology.waitReachable(node, Math.max(deadline - Date.now(), 1));
+  });
+
+  step('xds dump shows what each proxy holds and which version it ACKed', async () => {
+    const run = promisify(execFile);
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'xds/cli/main.ts', 'dump', '--role', 'edge', '--node', 'node-a', '--admin', topology.xdsAdminUrl], { cwd: ROOT });
+    const dump = parse(stdout) as {
+      resources: Record<string, { version: string; items: { name: string }[] }>;
+      streams: { types: Record<string, { status: string; ackedVersion: string }> }[];
+    };
+    assert.deepEqual(dump.resources.Listener.items.map((i) => i.name), ['reverse_tunnel']);
+    assert.ok(dump.resources.Cluster.items.some((i) => i.name === 'cloud_tunnel'));
+    assert.equal(dump.streams.length, 1);
+    for (const type of ['Cluster', 'Listener', 'RouteConfiguration']) {
+      assert.equal(dump.streams[0].types[type].status, 'ACKED', type);
+      assert.equal(dump.streams[0].types[type].ackedVersion, dump.resources[type].version, type);
+    }
+    const again = await run(process.execPath, ['--import', 'tsx', 'xds/cli/main.ts', 'dump', '--role', 'edge', '--node', 'node-a', '--admin', topology.xdsAdminUrl], { cwd: ROOT });
+    assert.equal(again.stdout, stdout, 'two dumps of an unchanged server are identical');
+  });
+
+  step('while the xDS server is down the Envoys keep serving; after its restart they resync', async () => {
+    await topology.stopXds();
+    for (const node of ['node-a', 'node-b', 'node-c']) assert.equal(await topology.reach(node), `kubelet ${node}\n`);
+    topology.writeNodes(['node-a', 'node-b']);
+    await topology.startXds();
+    await waitFor('node-c removed after the resync', async () => {
+      const result = await connect(`node-c:${topology.kubeletPort('node-c')}`);
+      result.socket.destroy();
+      return result.status === 404;
+    }, { timeoutMs: 5000 });
+    assert.equal(await topology.reach('node-a'), 'kubelet node-a\n');
+  });
+});
