@@ -1,0 +1,64 @@
+// `make demo`: the whole edge-tunnel on loopback in the foreground (xDS server from a nodes file, a cloud
+// Envoy, edge Envoys for node-a and node-b with their stand-in kubelets) until Ctrl-C.
+
+import { parseArgs } from 'node:util';
+import { Topology } from './topology.js';
+
+const HELP = `usage: make demo [DEMO_ARGS="--connect-port N"]
+
+  --connect-port N   the CONNECT proxy's port on 127.0.0.1 (default 15001)
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { 'connect-port': { type: 'string', default: '15001' }, help: { type: 'boolean' } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const connectPort = Number(values['connect-port']);
+  if (!Number.isInteger(connectPort) || connectPort < 1 || connectPort > 65535) {
+    throw new Error(`--connect-port: "${values['connect-port']}" is not a port`);
+  }
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  say('starting the xDS server, the cloud Envoy and edge Envoys for node-a and node-b …');
+  const topology = await Topology.start({ nodes: ['node-a', 'node-b'], connectPort, kubeletPorts: { 'node-a': 10250, 'node-b': 10260 } });
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    say('\nstopping …');
+    await topology.stop();
+    say('stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  say('waiting for the reverse tunnels …');
+  await topology.waitReachable('node-a', 20_000);
+  await topology.waitReachable('node-b', 20_000);
+  const proxy = `http://127.0.0.1:${connectPort}`;
+  say(`
+edge-tunnel demo is up.
+
+  started:
+${topology.processes.handles.map((h) => `    ${h.name.padEnd(14)} pid ${String(h.pid).padEnd(8)} log ${h.logFile}`).join('\n')}
+    kubelets       node-a on 127.0.0.1:${topology.kubeletPort('node-a')}, node-b on 127.0.0.1:${topology.kubeletPort('node-b')} (stand-ins, HTTPS)
+  nodes file:      ${topology.nodesFile}   (edit it: changes apply live)
+  CONNECT proxy:   ${proxy}
+
+reach node-a's kubelet through its reverse tunnel (by name, or by its address ${topology.addressOf('node-a')}):
+  curl -sk -p -x ${proxy} https://node-a:${topology.kubeletPort('node-a')}/
+  curl -sk -p -x ${proxy} https://${topology.addressOf('node-a')}:${topology.kubeletPort('node-a')}/
+and node-b's:
+  curl -sk -p -x ${proxy} https://node-b:${topology.kubeletPort('node-b')}/
+audit what the xDS server sent each proxy:
+  npx tsx xds/cli/main.ts dump --role edge --node node-a --admin ${topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts dump --role cloud --admin ${topology.xdsAdminUrl}
+
+Ctrl-C stops everything.`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
