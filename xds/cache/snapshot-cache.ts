@@ -24,6 +24,8 @@ export interface ResourceWatcher {
 export interface PublishResult {
   /** Keys whose resources changed, with the changed types. */
   readonly changed: ReadonlyMap<ProxyKey, readonly XdsTypeUrl[]>;
+  /** Errors thrown by watchers; every other watcher was still notified. */
+  readonly listenerErrors: readonly unknown[];
 }
 
 export class SnapshotCache implements ResourceWatcher {
@@ -44,10 +46,17 @@ export class SnapshotCache implements ResourceWatcher {
       if (types.length > 0) changed.set(key, types);
     }
     this.snapshots = next;
+    const listenerErrors: unknown[] = [];
     for (const [key, types] of changed) {
-      for (const listener of this.listeners.get(key) ?? []) listener(types);
+      for (const listener of [...(this.listeners.get(key) ?? [])]) {
+        try {
+          listener(types);
+        } catch (error) {
+          listenerErrors.push(error);
+        }
+      }
     }
-    return { changed };
+    return { changed, listenerErrors };
   }
 
   current(key: ProxyKey, type: XdsTypeUrl): TypeSnapshot {
@@ -64,7 +73,8 @@ export class SnapshotCache implements ResourceWatcher {
     set.add(onChange);
     return () => {
       set.delete(onChange);
-      if (set.size === 0) this.listeners.delete(key);
+      // Only drop the set if it is still the one registered: a second call must not remove a newer one.
+      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
     };
   }
 }

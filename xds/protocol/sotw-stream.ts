@@ -176,7 +176,9 @@ export class SotwStream {
     const nonce = String(++this.nonce);
     state.ledger.sentVersion = version;
     state.ledger.sentNonce = nonce;
-    if (state.ledger.status !== 'NACKED' || version !== state.parkedVersion) state.ledger.status = 'REQUESTED';
+    state.ledger.status = 'REQUESTED';
+    // Once other content goes out, the rejected version is history: it may be sent again if it returns.
+    if (version !== state.parkedVersion) state.parkedVersion = undefined;
     this.deps.metrics.responses.inc({ type: shortTypeName(type) });
     this.deps.logger.debug({ stream: this.id, proxy: this.identity?.id, type: shortTypeName(type), version, count: resources.length }, 'sent');
     this.io.send({ versionInfo: version, resources: resources.map((r) => r.any), canary: false, typeUrl: type, nonce, controlPlane: undefined, resourceErrors: [] });

@@ -40,7 +40,8 @@ export class ControlPlane {
       return false;
     }
     for (const error of translation.errors) this.logger.warn({ path: error.path }, `node skipped: ${formatInputError(error)}`);
-    const { changed } = this.cache.publish(translation);
+    const { changed, listenerErrors } = this.cache.publish(translation);
+    for (const err of listenerErrors) this.logger.error({ err }, 'a proxy stream failed to take the new configuration');
     this.generation++;
     const edges = translation.edges.size;
     this.metrics.nodes.set({ role: 'edge' }, edges);
