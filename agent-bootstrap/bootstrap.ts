@@ -11,6 +11,7 @@ import { dnsSubdomainError } from '../xds/model/node.js';
 import type { SocketAddress } from '../xds/model/settings.js';
 import { adsConfigSource, seconds, singleEndpointCluster } from '../xds/translate/common.js';
 import { XDS_CLUSTER } from '../xds/translate/names.js';
+import { CONCURRENCY_METADATA_KEY } from '../xds/protocol/identity.js';
 
 export interface BootstrapOptions {
   /** Edge: the Kubernetes node name. Cloud: this replica's own id (e.g. the pod name). */
@@ -19,6 +20,8 @@ export interface BootstrapOptions {
   readonly adminPort: number;
   /** Admin listens on loopback only: it can change Envoy's state and must never face a network. */
   readonly adminAddress?: string;
+  /** The --concurrency Envoy will run with, declared to the xDS server so it can check the tunnel count. */
+  readonly concurrency?: number;
 }
 
 /**
@@ -31,7 +34,11 @@ const EDGE_MAX_RECONNECT_BACKOFF_S = 2;
 function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepPartial<Bootstrap> {
   const xdsCluster = singleEndpointCluster(XDS_CLUSTER, options.xds, 2);
   return {
-    node: { id: options.id, cluster },
+    node: {
+      id: options.id,
+      cluster,
+      ...(options.concurrency !== undefined && { metadata: { [CONCURRENCY_METADATA_KEY]: options.concurrency } }),
+    },
     admin: {
       address: { socketAddress: { address: options.adminAddress ?? '127.0.0.1', portValue: options.adminPort } },
     },

@@ -15,6 +15,8 @@ const HELP = `usage: agent-bootstrap edge|cloud [flags]
   --id ID             edge: the Kubernetes node name; cloud: this replica's id (required)
   --xds HOST:PORT     the xDS server (default 127.0.0.1:18000)
   --admin-port N      Envoy admin port on 127.0.0.1 (default 19000)
+  --concurrency N     the --concurrency Envoy runs with, declared to the xDS server (which warns
+                      when a cloud Envoy has more workers than tunnels per edge)
   --out FILE          write there instead of standard output
 
 Exit codes: 0 ok, 1 failure, 2 usage error.
@@ -35,10 +37,16 @@ function main(argv: string[]): number {
         xds: { type: 'string', default: '127.0.0.1:18000' },
         'admin-port': { type: 'string', default: '19000' },
         out: { type: 'string' },
+        concurrency: { type: 'string' },
       },
     });
     if (!values.id) throw new UsageError('--id is required');
-    const options = { id: values.id, xds: hostPort('xds', values.xds), adminPort: positiveInt('admin-port', values['admin-port']) };
+    const options = {
+      id: values.id,
+      xds: hostPort('xds', values.xds),
+      adminPort: positiveInt('admin-port', values['admin-port']),
+      concurrency: values.concurrency === undefined ? undefined : positiveInt('concurrency', values.concurrency),
+    };
     const yaml = renderBootstrap(role === 'edge' ? edgeBootstrap(options) : cloudBootstrap(options));
     if (values.out) writeFileSync(values.out, yaml);
     else process.stdout.write(yaml);

@@ -105,7 +105,7 @@ export class Topology {
     const kubelet = await startStandInKubelet({ node, port: this.options.kubeletPorts?.[node] ?? 0 });
     const adminPort = await freePort();
     const configPath = join(this.dir, `edge-${node}.yaml`);
-    writeFileSync(configPath, renderBootstrap(edgeBootstrap({ id: node, xds: this.xdsAddress(), adminPort })));
+    writeFileSync(configPath, renderBootstrap(edgeBootstrap({ id: node, xds: this.xdsAddress(), adminPort, concurrency: 1 })));
     const address = `192.0.2.${this.edges.size + 11}`;
     this.edges.set(node, { address, kubelet, adminPort, configPath, baseId: this.nextBaseId++ });
   }
@@ -157,7 +157,9 @@ export class Topology {
 
   async startCloud(): Promise<void> {
     const configPath = join(this.dir, 'cloud.yaml');
-    writeFileSync(configPath, renderBootstrap(cloudBootstrap({ id: 'cloud-1', xds: this.xdsAddress(), adminPort: this.ports.cloudAdmin })));
+    writeFileSync(configPath, renderBootstrap(
+        cloudBootstrap({ id: 'cloud-1', xds: this.xdsAddress(), adminPort: this.ports.cloudAdmin, concurrency: this.options.cloudConcurrency ?? 2 }),
+      ));
     this.cloud = await startEnvoy(this.processes, {
       name: 'cloud-envoy',
       configPath,

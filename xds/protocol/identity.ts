@@ -12,6 +12,16 @@ export interface ProxyIdentity {
   /** The Envoy node id: the node name for an edge proxy. */
   readonly id: string;
   readonly key: ProxyKey;
+  /** Worker threads, when the bootstrap declares them (metadata `concurrency`, set by agent-bootstrap). */
+  readonly concurrency?: number;
+}
+
+/** The metadata key agent-bootstrap writes a proxy's --concurrency under. */
+export const CONCURRENCY_METADATA_KEY = 'concurrency';
+
+function concurrencyOf(node: Node): number | undefined {
+  const value: unknown = node.metadata?.[CONCURRENCY_METADATA_KEY];
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
 export type IdentifyResult = { ok: true; identity: ProxyIdentity } | { ok: false; error: string };
@@ -19,7 +29,8 @@ export type IdentifyResult = { ok: true; identity: ProxyIdentity } | { ok: false
 export function identify(node: Node | undefined): IdentifyResult {
   if (!node || node.id === '') return { ok: false, error: 'the first discovery request must carry node.id' };
   const role = node.cluster;
-  if (role === 'cloud') return { ok: true, identity: { role, id: node.id, key: CLOUD_KEY } };
-  if (role === 'edge') return { ok: true, identity: { role, id: node.id, key: edgeKey(node.id) } };
+  const concurrency = concurrencyOf(node);
+  if (role === 'cloud') return { ok: true, identity: { role, id: node.id, key: CLOUD_KEY, concurrency } };
+  if (role === 'edge') return { ok: true, identity: { role, id: node.id, key: edgeKey(node.id), concurrency } };
   return { ok: false, error: `node.cluster must be "cloud" or "edge", not "${role}" (node.id "${node.id}")` };
 }

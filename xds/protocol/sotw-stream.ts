@@ -20,6 +20,8 @@ export interface StreamDeps {
   readonly logger: Logger;
   readonly metrics: ProtocolMetrics;
   readonly now?: () => Date;
+  /** Told of every proxy that identified itself, e.g. to check it against the settings. */
+  readonly onConnect?: (identity: ProxyIdentity) => void;
 }
 
 export interface StreamIo {
@@ -101,6 +103,7 @@ export class SotwStream {
     this.unwatch = this.deps.watcher.watch(this.identity.key, (types) => this.onChange(types));
     this.deps.metrics.streams.inc({ role: this.identity.role });
     this.deps.logger.info({ stream: this.id, role: this.identity.role, proxy: this.identity.id }, 'proxy connected');
+    this.deps.onConnect?.(this.identity);
     return true;
   }
 

@@ -6,6 +6,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { formatInputError, type TunnelNode } from '../model/node.js';
 import type { Settings } from '../model/settings.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
+import type { ProxyIdentity } from '../protocol/identity.js';
 import { translate } from '../translate/translate.js';
 
 export interface ControlPlaneMetrics {
@@ -30,6 +31,19 @@ export class ControlPlane {
     private readonly logger: Logger,
     private readonly metrics: ControlPlaneMetrics,
   ) {}
+
+  /**
+   * Reverse sockets belong to one cloud worker thread: with fewer tunnels per edge than a cloud Envoy
+   * has workers, some requests land on a worker without the node's tunnel and get 503.
+   */
+  checkProxy(identity: ProxyIdentity): void {
+    if (identity.role === 'cloud' && identity.concurrency !== undefined && identity.concurrency > this.settings.tunnelsPerCloud) {
+      this.logger.warn(
+        { proxy: identity.id, concurrency: identity.concurrency, tunnelsPerCloud: this.settings.tunnelsPerCloud },
+        'cloud Envoy has more worker threads than tunnels per edge: raise --tunnels-per-cloud to at least its --concurrency, or some requests will get 503',
+      );
+    }
+  }
 
   /** Translates and publishes; returns false (and publishes nothing) when the input cannot be served. */
   update(nodes: readonly TunnelNode[]): boolean {

@@ -44,7 +44,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   if (!ready) throw new Error('the first node list could not be served (see the errors above)');
 
   const { server, port: xdsPort } = await listenAds(
-    { watcher: cache, ledger, logger: logger.child({ component: 'ads' }), metrics: protocolMetrics(registry) },
+    {
+      watcher: cache,
+      ledger,
+      logger: logger.child({ component: 'ads' }),
+      metrics: protocolMetrics(registry),
+      onConnect: (identity) => controlPlane.checkProxy(identity),
+    },
     options.xdsListen,
   );
   const admin = adminServer({ cache, ledger, registry, ready: () => ready });

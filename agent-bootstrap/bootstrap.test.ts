@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { cloudBootstrap, edgeBootstrap, renderBootstrap } from './bootstrap.js';
+
+interface Rendered {
+  node: { id: string; cluster: string; metadata?: { concurrency: number } };
+  bootstrapExtensions: { name: string; typedConfig: Record<string, unknown> }[];
+  dynamicResources: { adsConfig: { apiType: string; grpcServices: { envoyGrpc: { clusterName: string } }[] } };
+  staticResources: { clusters: { name: string; loadAssignment: unknown }[] };
+  admin: { address: { socketAddress: { address: string; portValue: number } } };
+}
+
+const options = { xds: { address: 'xds.example', port: 18000 }, adminPort: 19001 };
+
+describe('agent-bootstrap', () => {
+  it('renders an edge bootstrap: node identity, the initiator extension with fast reconnects, ADS only', () => {
+    const b = parse(renderBootstrap(edgeBootstrap({ id: 'node-a', ...options, concurrency: 1 }))) as Rendered;
+    assert.deepEqual(b.node, { id: 'node-a', cluster: 'edge', metadata: { concurrency: 1 } });
+    assert.equal(b.bootstrapExtensions[0].name, 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface');
+    assert.equal(b.bootstrapExtensions[0].typedConfig.maintainInterval, '1s');
+    assert.equal(b.bootstrapExtensions[0].typedConfig.maxReconnectBackoff, '2s');
+    assert.equal(b.dynamicResources.adsConfig.apiType, 'GRPC');
+    assert.deepEqual(b.staticResources.clusters.map((c) => c.name), ['xds_server']);
+    assert.deepEqual(b.admin.address.socketAddress, { address: '127.0.0.1', portValue: 19001 });
+  });
+
+  it('renders a cloud bootstrap with the responder extension', () => {
+    const b = parse(renderBootstrap(cloudBootstrap({ id: 'cloud-1', ...options }))) as Rendered;
+    assert.deepEqual(b.node, { id: 'cloud-1', cluster: 'cloud' });
+    assert.equal(b.bootstrapExtensions[0].name, 'envoy.bootstrap.reverse_tunnel.upstream_socket_interface');
+  });
+
+  it('refuses an edge node name that cannot be a tunnel id', () => {
+    assert.throws(() => edgeBootstrap({ id: 'Node:A', ...options }), /node name "Node:A" must be a DNS subdomain/);
+  });
+});
