@@ -10,6 +10,9 @@ import { pack } from '../envoy/registry.js';
 import { dnsSubdomainError } from '../xds/model/node.js';
 import type { SocketAddress } from '../xds/model/settings.js';
 import { adsConfigSource, seconds, singleEndpointCluster } from '../xds/translate/common.js';
+import { certificateSecret, sanMatcher, trustSecret, upstreamTls } from '../xds/translate/tls.js';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { XDS_CLUSTER } from '../xds/translate/names.js';
 import { CONCURRENCY_METADATA_KEY } from '../xds/protocol/identity.js';
 
@@ -22,6 +25,37 @@ export interface BootstrapOptions {
   readonly adminAddress?: string;
   /** The --concurrency Envoy will run with, declared to the xDS server so it can check the tunnel count. */
   readonly concurrency?: number;
+  /** Mutual TLS to the xDS server; without it the connection is plaintext (insecure mode only). */
+  readonly tls?: XdsClientTls;
+}
+
+export interface XdsClientTls {
+  /** tls.crt + tls.key (this proxy's certificate) and ca.crt (the CA of the xDS server's certificate). */
+  readonly dir: string;
+  /** The name the xDS server's certificate must carry (DNS or IP SAN). */
+  readonly serverName: string;
+  /** Where the secret files from `xdsSecretFiles` live; Envoy reads the certificates through them. */
+  readonly secretsDir: string;
+}
+
+export const XDS_CLIENT_SECRETS = { identity: 'xds_client_identity', serverCa: 'xds_server_ca' } as const;
+
+function secretFile(tls: XdsClientTls, name: string): string {
+  return join(tls.secretsDir, `${name}.sds.yaml`);
+}
+
+/**
+ * The file-based SDS resources the bootstrap points at, by path: certificates named by file, so Envoy
+ * reloads them when they change (Envoy rotates only certificates that reach it through SDS). Envoy
+ * takes exactly one secret per file.
+ */
+export function xdsSecretFiles(tls: XdsClientTls): Map<string, string> {
+  const secrets = [
+    certificateSecret(XDS_CLIENT_SECRETS.identity, tls.dir),
+    trustSecret(XDS_CLIENT_SECRETS.serverCa, tls.dir, 'ca.crt'),
+  ];
+  const names = [XDS_CLIENT_SECRETS.identity, XDS_CLIENT_SECRETS.serverCa];
+  return new Map(secrets.map((secret, i) => [secretFile(tls, names[i]), toYaml({ resources: [anyToJson(secret)] })]));
 }
 
 /**
@@ -33,6 +67,18 @@ const EDGE_MAX_RECONNECT_BACKOFF_S = 2;
 
 function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepPartial<Bootstrap> {
   const xdsCluster = singleEndpointCluster(XDS_CLUSTER, options.xds, 2);
+  const tls = options.tls;
+  const transportSocket = tls && {
+    ...upstreamTls({
+      certificate: XDS_CLIENT_SECRETS.identity,
+      trust: XDS_CLIENT_SECRETS.serverCa,
+      requireSans: [sanMatcher(tls.serverName)],
+      sni: isIP(tls.serverName) ? '' : tls.serverName,
+      source: (name) => ({ pathConfigSource: { path: secretFile(tls, name) }, resourceApiVersion: ApiVersion.V3 }),
+      // gRPC servers only speak HTTP/2 negotiated by ALPN.
+      alpn: ['h2'],
+    }),
+  };
   return {
     node: {
       id: options.id,
@@ -64,6 +110,7 @@ function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepParti
       clusters: [
         {
           ...xdsCluster,
+          transportSocket,
           typedExtensionProtocolOptions: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': pack(
               'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',

@@ -2,10 +2,10 @@
 // agent-bootstrap: writes the Envoy bootstrap for an edge node or a cloud replica (the DaemonSet's init
 // step; the demo and the tests use the same code).
 
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError, hostPort, positiveInt } from '../xds/cli/args.js';
 import { cloudBootstrap, edgeBootstrap, renderBootstrap } from './bootstrap.js';
+import { writeBootstrap } from './write.js';
 
 const HELP = `usage: agent-bootstrap edge|cloud [flags]
 
@@ -17,7 +17,14 @@ const HELP = `usage: agent-bootstrap edge|cloud [flags]
   --admin-port N      Envoy admin port on 127.0.0.1 (default 19000)
   --concurrency N     the --concurrency Envoy runs with, declared to the xDS server (which warns
                       when a cloud Envoy has more workers than tunnels per edge)
-  --out FILE          write there instead of standard output
+  --tls-dir DIR       mutual TLS to the xDS server: DIR holds tls.crt, tls.key (this proxy's
+                      certificate) and ca.crt (the xDS server's CA); files are watched, so
+                      rotating them needs no restart
+  --xds-server-name N the name the xDS server's certificate carries (default: the --xds host)
+  --out-dir DIR       write DIR/envoy.yaml (and, with TLS, the *.sds.yaml files it reads); required with --tls-dir
+  --insecure          plaintext to the xDS server (debugging on a trusted host only); without
+                      --tls-dir or --insecure the command refuses to run, and prints the
+                      bootstrap to standard output only in insecure mode
 
 Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
@@ -36,7 +43,10 @@ function main(argv: string[]): number {
         id: { type: 'string' },
         xds: { type: 'string', default: '127.0.0.1:18000' },
         'admin-port': { type: 'string', default: '19000' },
-        out: { type: 'string' },
+        'out-dir': { type: 'string' },
+        'tls-dir': { type: 'string' },
+        'xds-server-name': { type: 'string' },
+        insecure: { type: 'boolean', default: false },
         concurrency: { type: 'string' },
       },
     });
@@ -47,9 +57,19 @@ function main(argv: string[]): number {
       adminPort: positiveInt('admin-port', values['admin-port']),
       concurrency: values.concurrency === undefined ? undefined : positiveInt('concurrency', values.concurrency),
     };
-    const yaml = renderBootstrap(role === 'edge' ? edgeBootstrap(options) : cloudBootstrap(options));
-    if (values.out) writeFileSync(values.out, yaml);
-    else process.stdout.write(yaml);
+    const tlsDir = values['tls-dir'];
+    if (!tlsDir && !values.insecure) throw new UsageError('--tls-dir is required (or --insecure for a plaintext xDS connection)');
+    if (tlsDir && values.insecure) throw new UsageError('--tls-dir and --insecure exclude each other');
+    const outDir = values['out-dir'];
+    if (outDir) {
+      const tls = tlsDir ? { dir: tlsDir, serverName: values['xds-server-name'] ?? options.xds.address } : undefined;
+      const path = writeBootstrap({ ...options, role, outDir, tls });
+      process.stderr.write(`wrote ${path}\n`);
+    } else if (!tlsDir) {
+      process.stdout.write(renderBootstrap(role === 'edge' ? edgeBootstrap(options) : cloudBootstrap(options)));
+    } else {
+      throw new UsageError('--tls-dir needs --out-dir (the bootstrap and its secrets file are two files)');
+    }
     return 0;
   } catch (error) {
     process.stderr.write(`agent-bootstrap: ${error instanceof Error ? error.message : String(error)}\n`);

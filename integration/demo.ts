@@ -1,8 +1,15 @@
 // `make demo`: the whole edge-tunnel on loopback in the foreground (xDS server from a nodes file, a cloud
 // Envoy, edge Envoys for node-a and node-b with their stand-in kubelets) until Ctrl-C.
 
+import { rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { bundlePaths } from '../certs/bundle.js';
 import { Topology } from './topology.js';
+
+const ROOT = join(import.meta.dirname, '..');
+/** The certificates a cloud client needs, where the README says they are. */
+const CERTS = join(ROOT, '.demo', 'certs');
 
 const HELP = `usage: make demo [DEMO_ARGS="--connect-port N"]
 
@@ -21,7 +28,13 @@ async function main(): Promise<void> {
   }
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
   say('starting the xDS server, the cloud Envoy and edge Envoys for node-a and node-b …');
-  const topology = await Topology.start({ nodes: ['node-a', 'node-b'], connectPort, kubeletPorts: { 'node-a': 10250, 'node-b': 10260 } });
+  rmSync(CERTS, { recursive: true, force: true });
+  const topology = await Topology.start({
+    nodes: ['node-a', 'node-b'],
+    connectPort,
+    kubeletPorts: { 'node-a': 10250, 'node-b': 10260 },
+    certsDir: CERTS,
+  });
   let stopping = false;
   const stop = async (): Promise<void> => {
     if (stopping) return;
@@ -36,7 +49,8 @@ async function main(): Promise<void> {
   say('waiting for the reverse tunnels …');
   await topology.waitReachable('node-a', 20_000);
   await topology.waitReachable('node-b', 20_000);
-  const proxy = `http://127.0.0.1:${connectPort}`;
+  const certs = bundlePaths(relative(process.cwd(), CERTS));
+  const proxy = `--proxy https://127.0.0.1:${connectPort} --proxy-cacert ${certs.ca} --proxy-cert ${certs.client} --proxy-key ${certs.clientKey}`;
   say(`
 edge-tunnel demo is up.
 
@@ -44,13 +58,16 @@ edge-tunnel demo is up.
 ${topology.processes.handles.map((h) => `    ${h.name.padEnd(14)} pid ${String(h.pid).padEnd(8)} log ${h.logFile}`).join('\n')}
     kubelets       node-a on 127.0.0.1:${topology.kubeletPort('node-a')}, node-b on 127.0.0.1:${topology.kubeletPort('node-b')} (stand-ins, HTTPS)
   nodes file:      ${topology.nodesFile}   (edit it: changes apply live)
-  CONNECT proxy:   ${proxy}
+  CONNECT proxy:   https://127.0.0.1:${connectPort} (mutual TLS: a client certificate from ${certs.clientCa} is required)
+  certificates:    ${relative(process.cwd(), CERTS)}/ (ca.crt signed the proxy's certificate; client.crt/client.key may CONNECT)
 
 reach node-a's kubelet through its reverse tunnel (by name, or by its address ${topology.addressOf('node-a')}):
-  curl -sk -p -x ${proxy} https://node-a:${topology.kubeletPort('node-a')}/
-  curl -sk -p -x ${proxy} https://${topology.addressOf('node-a')}:${topology.kubeletPort('node-a')}/
+  curl -sk ${proxy} https://node-a:${topology.kubeletPort('node-a')}/
+  curl -sk ${proxy} https://${topology.addressOf('node-a')}:${topology.kubeletPort('node-a')}/
 and node-b's:
-  curl -sk -p -x ${proxy} https://node-b:${topology.kubeletPort('node-b')}/
+  curl -sk ${proxy} https://node-b:${topology.kubeletPort('node-b')}/
+without a client certificate the proxy refuses at the TLS handshake:
+  curl -sk --proxy https://127.0.0.1:${connectPort} --proxy-cacert ${certs.ca} https://node-a:${topology.kubeletPort('node-a')}/
 audit what the xDS server sent each proxy:
   npx tsx xds/cli/main.ts dump --role edge --node node-a --admin ${topology.xdsAdminUrl}
   npx tsx xds/cli/main.ts dump --role cloud --admin ${topology.xdsAdminUrl}

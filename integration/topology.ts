@@ -2,15 +2,18 @@
 // Envoy, one edge Envoy and one stand-in kubelet per edge node. Shared by the integration tests and
 // `make demo`, so the demo runs exactly what the tests check.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { stringify } from 'yaml';
-import { cloudBootstrap, edgeBootstrap, renderBootstrap } from '../agent-bootstrap/bootstrap.js';
+import { writeBootstrap } from '../agent-bootstrap/write.js';
+import { bundlePaths, loadBundleAuthority, writeBundle, writeEdgeCertificate } from '../certs/bundle.js';
 import {
   EnvoyAdmin,
   ProcessSet,
   freePort,
   getThroughProxy,
+  openConnect,
   runDir,
   startEnvoy,
   startStandInKubelet,
@@ -30,7 +33,14 @@ export interface TopologyOptions {
   readonly kubeletPorts?: Readonly<Record<string, number>>;
   readonly cloudConcurrency?: number;
   readonly dir?: string;
+  /** Mutual TLS on every hop (the default); false runs the explicit insecure mode. */
+  readonly tls?: boolean;
+  /** Where the certificates are written (default: `certs` in the run directory). */
+  readonly certsDir?: string;
 }
+
+/** The name edges require in the cloud Envoy's certificate. */
+export const CLOUD_SERVER_NAME = 'cloud.edge-tunnel';
 
 interface EdgeState {
   /** A TEST-NET address assigned to no interface: only the tunnel can reach the node by it. */
@@ -52,9 +62,28 @@ export class Topology {
   private nextBaseId = 1000 + Math.floor(Math.random() * 60_000);
   private ports!: { xds: number; xdsAdmin: number; tunnel: number; connect: number; cloudAdmin: number };
 
+  readonly certs: string;
+
   private constructor(private readonly options: TopologyOptions) {
     this.dir = options.dir ?? runDir();
     this.nodesFile = join(this.dir, 'nodes.yaml');
+    this.certs = options.certsDir ?? join(this.dir, 'certs');
+  }
+
+  get tls(): boolean {
+    return this.options.tls ?? true;
+  }
+
+  /** TLS options of a cloud client allowed to CONNECT (undefined in insecure mode). */
+  clientTls(): ConnectionOptions | undefined {
+    if (!this.tls) return undefined;
+    const paths = bundlePaths(this.certs);
+    return { ca: readFileSync(paths.ca), cert: readFileSync(paths.client), key: readFileSync(paths.clientKey) };
+  }
+
+  /** Sends CONNECT to the cloud Envoy as kube-apiserver would; `tls` overrides the client's TLS options. */
+  connect(target: string, tls: ConnectionOptions | undefined = this.clientTls()): ReturnType<typeof openConnect> {
+    return openConnect({ proxyHost: '127.0.0.1', proxyPort: this.ports.connect, target, proxyTls: tls });
   }
 
   static async start(options: TopologyOptions): Promise<Topology> {
@@ -93,6 +122,9 @@ export class Topology {
       connect: this.options.connectPort ?? (await freePort()),
       cloudAdmin: await freePort(),
     };
+    if (this.tls) {
+      await writeBundle({ out: this.certs, edgeNodes: [], cloudNames: [CLOUD_SERVER_NAME, '127.0.0.1'], xdsNames: ['127.0.0.1'] });
+    }
     for (const node of this.options.nodes) await this.addEdge(node);
     this.writeNodes(this.options.nodes);
     await this.startXds();
@@ -104,10 +136,23 @@ export class Topology {
   async addEdge(node: string): Promise<void> {
     const kubelet = await startStandInKubelet({ node, port: this.options.kubeletPorts?.[node] ?? 0 });
     const adminPort = await freePort();
-    const configPath = join(this.dir, `edge-${node}.yaml`);
-    writeFileSync(configPath, renderBootstrap(edgeBootstrap({ id: node, xds: this.xdsAddress(), adminPort, concurrency: 1 })));
+    if (this.tls) await this.issueEdgeCertificate(node);
+    const configPath = writeBootstrap({
+      role: 'edge',
+      id: node,
+      xds: this.xdsAddress(),
+      adminPort,
+      concurrency: 1,
+      outDir: join(this.dir, `edge-${node}`),
+      tls: this.tls ? { dir: bundlePaths(this.certs).edgeDir(node), serverName: '127.0.0.1' } : undefined,
+    });
     const address = `192.0.2.${this.edges.size + 11}`;
     this.edges.set(node, { address, kubelet, adminPort, configPath, baseId: this.nextBaseId++ });
+  }
+
+  /** Issues (again, for rotation) a node's certificate, signed by the topology's CA. */
+  async issueEdgeCertificate(node: string): Promise<void> {
+    await writeEdgeCertificate(this.certs, await loadBundleAuthority(this.certs, 'ca'), node);
   }
 
   /** Rewrites the nodes file: the xDS server picks the change up by itself. */
@@ -142,6 +187,14 @@ export class Topology {
         '--tunnel-dial', `127.0.0.1:${this.ports.tunnel}`,
         '--connect-listen', `127.0.0.1:${this.ports.connect}`,
         '--tunnels-per-cloud', String(this.options.cloudConcurrency ?? 2),
+        ...(this.tls
+          ? [
+              '--tls-dir', bundlePaths(this.certs).xdsDir,
+              '--cloud-tls-dir', bundlePaths(this.certs).cloudDir,
+              '--edge-tls-dir', bundlePaths(this.certs).edgeDir('{node}'),
+              '--cloud-server-name', CLOUD_SERVER_NAME,
+            ]
+          : ['--insecure']),
       ],
       cwd: ROOT,
     });
@@ -156,10 +209,15 @@ export class Topology {
   }
 
   async startCloud(): Promise<void> {
-    const configPath = join(this.dir, 'cloud.yaml');
-    writeFileSync(configPath, renderBootstrap(
-        cloudBootstrap({ id: 'cloud-1', xds: this.xdsAddress(), adminPort: this.ports.cloudAdmin, concurrency: this.options.cloudConcurrency ?? 2 }),
-      ));
+    const configPath = writeBootstrap({
+      role: 'cloud',
+      id: 'cloud-1',
+      xds: this.xdsAddress(),
+      adminPort: this.ports.cloudAdmin,
+      concurrency: this.options.cloudConcurrency ?? 2,
+      outDir: join(this.dir, 'cloud'),
+      tls: this.tls ? { dir: bundlePaths(this.certs).cloudDir, serverName: '127.0.0.1' } : undefined,
+    });
     this.cloud = await startEnvoy(this.processes, {
       name: 'cloud-envoy',
       configPath,
@@ -202,7 +260,8 @@ export class Topology {
   /** GET / on a node's kubelet through the CONNECT proxy; resolves to the body, or undefined on failure. */
   async reach(node: string, host = node): Promise<string | undefined> {
     const target = `${host}:${this.kubeletPort(node)}`;
-    const response = await getThroughProxy({ host: '127.0.0.1', port: this.ports.connect }, target, '/').catch(() => undefined);
+    const proxy = { host: '127.0.0.1', port: this.ports.connect, proxyTls: this.clientTls() };
+    const response = await getThroughProxy(proxy, target, '/').catch(() => undefined);
     return response?.status === 200 ? response.body.toString() : undefined;
   }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { blobChunks, blobSha256, httpsThroughTunnel, openConnect, waitFor } from './harness/index.js';
+import { blobChunks, blobSha256, httpsThroughTunnel, waitFor } from './harness/index.js';
 import { Topology } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -28,7 +28,7 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
     });
   };
 
-  const connect = (target: string) => openConnect({ proxyHost: '127.0.0.1', proxyPort: topology.connectPort, target });
+  const connect = (target: string) => topology.connect(target);
 
   before(async () => {
     topology = await Topology.start({ nodes: ['node-a', 'node-b'] });

@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { DEFAULT_SETTINGS, type Settings } from '../model/settings.js';
+import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '../model/settings.js';
 import { NodesFileSource } from '../sources/nodes-file.js';
 import { serve } from '../server/serve.js';
 import { UsageError, hostPort, portList, positiveInt } from './args.js';
@@ -17,6 +17,13 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --connect-listen H:P     cloud Envoy's CONNECT listener (default ${fmt(DEFAULT_SETTINGS.connectListen)})
   --tunnels-per-cloud N    tunnels per edge per cloud Envoy, >= its --concurrency (default ${DEFAULT_SETTINGS.tunnelsPerCloud})
   --allowed-ports LIST     node ports reachable besides the kubelet's (default ${DEFAULT_SETTINGS.allowedPorts.join(',')})
+  --tls-dir DIR            the xDS server's mutual TLS: tls.crt, tls.key and ca.crt (the CA of
+                           proxy certificates); reloaded when the files change
+  --cloud-tls-dir DIR      certificate directory on cloud Envoy hosts (default ${DEFAULT_TLS.cloudDir})
+  --edge-tls-dir DIR       certificate directory on edge hosts, "{node}" = node name (default ${DEFAULT_TLS.edgeDir})
+  --cloud-server-name N    the name edges require in the cloud's certificate (default ${DEFAULT_TLS.cloudServerName})
+  --insecure               no TLS anywhere: plaintext xDS, tunnels and CONNECT (debugging only);
+                           without --tls-dir or --insecure the server refuses to start
   --log-level LEVEL        pino level (default info)
 `;
 
@@ -37,9 +44,23 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'tunnels-per-cloud': { type: 'string' },
       'allowed-ports': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
+      'tls-dir': { type: 'string' },
+      'cloud-tls-dir': { type: 'string' },
+      'edge-tls-dir': { type: 'string' },
+      'cloud-server-name': { type: 'string' },
+      insecure: { type: 'boolean', default: false },
     },
   });
   if (!values['nodes-file']) throw new UsageError('--nodes-file is required');
+  if (!values['tls-dir'] && !values.insecure) throw new UsageError('--tls-dir is required (or --insecure to run without TLS)');
+  if (values['tls-dir'] && values.insecure) throw new UsageError('--tls-dir and --insecure exclude each other');
+  const tls: TlsSettings | undefined = values.insecure
+    ? undefined
+    : {
+        cloudDir: values['cloud-tls-dir'] ?? DEFAULT_TLS.cloudDir,
+        edgeDir: values['edge-tls-dir'] ?? DEFAULT_TLS.edgeDir,
+        cloudServerName: values['cloud-server-name'] ?? DEFAULT_TLS.cloudServerName,
+      };
   const settings: Settings = {
     ...DEFAULT_SETTINGS,
     ...(values['tunnel-listen'] && { tunnelListen: hostPort('tunnel-listen', values['tunnel-listen']) }),
@@ -47,6 +68,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     ...(values['connect-listen'] && { connectListen: hostPort('connect-listen', values['connect-listen']) }),
     ...(values['tunnels-per-cloud'] && { tunnelsPerCloud: positiveInt('tunnels-per-cloud', values['tunnels-per-cloud']) }),
     ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),
+    tls,
   };
   const xdsListen = hostPort('listen', values.listen);
   const admin = hostPort('admin', values.admin);
@@ -58,6 +80,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     xdsListen: `${xdsListen.address}:${xdsListen.port}`,
     adminHost: admin.address,
     adminPort: admin.port,
+    tlsDir: values['tls-dir'],
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

@@ -64,9 +64,18 @@ export function validateNode(node: TunnelNode, path: string): InputError[] {
 }
 
 /**
+ * The host names a node is routed by: its name and every address, lowercased (authorities match without
+ * case) and without repeats (a Kubernetes Hostname address usually equals the node name).
+ */
+export function routingHosts(node: TunnelNode): string[] {
+  return [...new Set([node.name, ...node.addresses].map((host) => host.toLowerCase()))];
+}
+
+/**
  * Validates a node list and returns the nodes that can be served plus the reasons for each one
- * skipped. A node with an error is skipped whole; of two nodes with one name, or claiming one address,
- * the first keeps it and the later one is skipped, so routing is never ambiguous.
+ * skipped. A node with an error is skipped whole. Names and addresses share one namespace, because
+ * both become CONNECT authorities: of two nodes claiming one name or address, the first keeps it and
+ * the later one is skipped, so routing is never ambiguous and Envoy never sees a duplicate domain.
  */
 export function validateNodes(
   nodes: readonly TunnelNode[],
@@ -74,27 +83,21 @@ export function validateNodes(
 ): { nodes: TunnelNode[]; errors: InputError[] } {
   const accepted: TunnelNode[] = [];
   const errors: InputError[] = [];
-  const names = new Map<string, string>();
-  const addresses = new Map<string, string>();
+  const owners = new Map<string, string>();
   nodes.forEach((node, i) => {
     const path = pathOf(i);
     const own = validateNode(node, path);
-    const firstWithName = names.get(node.name);
-    if (firstWithName !== undefined) {
-      own.push({ path: `${path}.name`, message: `"${node.name}" is already defined by ${firstWithName}` });
-    }
+    const nameOwner = owners.get(node.name.toLowerCase());
+    if (nameOwner !== undefined) own.push({ path: `${path}.name`, message: `"${node.name}" is already claimed by ${nameOwner}` });
     node.addresses.forEach((address, j) => {
-      const owner = addresses.get(address.toLowerCase());
-      if (owner !== undefined) {
-        own.push({ path: `${path}.addresses[${j}]`, message: `"${address}" is already claimed by ${owner}` });
-      }
+      const owner = owners.get(address.toLowerCase());
+      if (owner !== undefined) own.push({ path: `${path}.addresses[${j}]`, message: `"${address}" is already claimed by ${owner}` });
     });
     if (own.length > 0) {
       errors.push(...own);
       return;
     }
-    names.set(node.name, `${path} (${node.name})`);
-    node.addresses.forEach((address) => addresses.set(address.toLowerCase(), `${path} (${node.name})`));
+    for (const host of routingHosts(node)) owners.set(host, `${path} (${node.name})`);
     accepted.push(node);
   });
   return { nodes: accepted, errors };

@@ -8,6 +8,26 @@ export interface SocketAddress {
   readonly port: number;
 }
 
+/**
+ * Mutual TLS on the tunnels and the CONNECT listener. The xDS server never holds a private key: it
+ * tells each Envoy which files on its own host to use (SDS over ADS with file references), and Envoy
+ * watches those files, so certificates rotate without a restart or a dropped stream.
+ */
+export interface TlsSettings {
+  /** On cloud hosts: tls.crt + tls.key (the cloud's certificate), ca.crt (signs edge node certificates), client-ca.crt (signs CONNECT clients). */
+  readonly cloudDir: string;
+  /** On edge hosts, "{node}" replaced by the node name: tls.crt + tls.key (DNS SAN = node name), ca.crt (signs the cloud's certificate). */
+  readonly edgeDir: string;
+  /** The name (DNS or IP SAN) edges require in the cloud's certificate, also sent as SNI. */
+  readonly cloudServerName: string;
+}
+
+export const DEFAULT_TLS: TlsSettings = {
+  cloudDir: '/etc/edge-tunnel/tls',
+  edgeDir: '/etc/edge-tunnel/tls',
+  cloudServerName: 'cloud.edge-tunnel',
+};
+
 export interface Settings {
   /** Where the cloud Envoy accepts reverse-tunnel handshakes from edge Envoys. */
   readonly tunnelListen: SocketAddress;
@@ -26,6 +46,8 @@ export interface Settings {
   readonly edgeLocalAddress: string;
   /** Seconds between keepalive pings on each tunnel; a dead tunnel is dropped after a few missed. */
   readonly tunnelPingIntervalSeconds: number;
+  /** Mutual TLS everywhere; only an explicit insecure mode (`tls: undefined`) serves plaintext. */
+  readonly tls: TlsSettings | undefined;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -36,6 +58,7 @@ export const DEFAULT_SETTINGS: Settings = {
   allowedPorts: [10250, 10255],
   edgeLocalAddress: '127.0.0.1',
   tunnelPingIntervalSeconds: 2,
+  tls: DEFAULT_TLS,
 };
 
 export function validateSettings(settings: Settings): InputError[] {
@@ -49,6 +72,13 @@ export function validateSettings(settings: Settings): InputError[] {
   settings.allowedPorts.forEach((p, i) => port(`allowedPorts[${i}]`, p));
   if (!Number.isInteger(settings.tunnelsPerCloud) || settings.tunnelsPerCloud < 1 || settings.tunnelsPerCloud > 64) {
     errors.push({ path: 'tunnelsPerCloud', message: `${settings.tunnelsPerCloud} must be a whole number from 1 to 64` });
+  }
+  if (settings.tls) {
+    for (const key of ['cloudDir', 'edgeDir', 'cloudServerName'] as const) {
+      if (!settings.tls[key]) errors.push({ path: `tls.${key}`, message: 'must not be empty' });
+    }
+    if (settings.tls.cloudDir && !settings.tls.cloudDir.startsWith('/')) errors.push({ path: 'tls.cloudDir', message: 'must be an absolute path' });
+    if (settings.tls.edgeDir && !settings.tls.edgeDir.startsWith('/')) errors.push({ path: 'tls.edgeDir', message: 'must be an absolute path' });
   }
   if (!(settings.tunnelPingIntervalSeconds > 0)) {
     errors.push({ path: 'tunnelPingIntervalSeconds', message: 'must be more than 0' });

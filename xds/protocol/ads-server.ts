@@ -1,12 +1,14 @@
 // Binds SotW streams to gRPC: the AggregatedDiscoveryService over @grpc/grpc-js. Everything the
 // protocol decides lives in SotwStream; this file only moves messages and statuses.
 
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
   AggregatedDiscoveryServiceService,
   type AggregatedDiscoveryServiceServer,
 } from '../../envoy/generated/envoy/service/discovery/v3/ads.js';
 import { SotwStream, type StreamDeps } from './sotw-stream.js';
+import { peerIdentityFromSans, type PeerIdentity } from './identity.js';
 
 /** Large fleets mean large RouteConfigurations: gRPC's 4 MB default is far too small. */
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
@@ -25,10 +27,19 @@ export function adsService(deps: StreamDeps): AggregatedDiscoveryServiceServer {
   return {
     streamAggregatedResources(call) {
       const id = ++nextStreamId;
-      const stream = new SotwStream(id, deps, {
-        send: (response) => call.write(response),
-        fail: (message) => call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: message }),
-      });
+      const auth = call.getAuthContext();
+      // On TLS connections the client certificate decides who the proxy may claim to be.
+      const peer: PeerIdentity | 'none' | undefined =
+        auth.transportSecurityType === 'ssl' ? (peerIdentityFromSans(auth.sslPeerCertificate?.subjectaltname) ?? 'none') : undefined;
+      const stream = new SotwStream(
+        id,
+        deps,
+        {
+          send: (response) => call.write(response),
+          fail: (message) => call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: message }),
+        },
+        peer,
+      );
       call.on('data', (request) => {
         try {
           stream.handle(request);
@@ -54,6 +65,21 @@ export function adsService(deps: StreamDeps): AggregatedDiscoveryServiceServer {
       });
     },
   };
+}
+
+/**
+ * Mutual TLS for the ADS port from a directory of tls.crt, tls.key (the server's certificate) and ca.crt
+ * (the CA of the proxies' client certificates). The files are re-read periodically, so rotating them
+ * needs no restart; established streams keep their connection.
+ */
+export function serverTlsCredentials(dir: string, refreshIntervalMs = 5000): grpc.ServerCredentials {
+  const provider = new grpc.experimental.FileWatcherCertificateProvider({
+    certificateFile: join(dir, 'tls.crt'),
+    privateKeyFile: join(dir, 'tls.key'),
+    caCertificateFile: join(dir, 'ca.crt'),
+    refreshIntervalMs,
+  });
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true);
 }
 
 export async function listenAds(

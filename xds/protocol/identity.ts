@@ -26,8 +26,44 @@ function concurrencyOf(node: Node): number | undefined {
 
 export type IdentifyResult = { ok: true; identity: ProxyIdentity } | { ok: false; error: string };
 
-export function identify(node: Node | undefined): IdentifyResult {
+/** What the proxy's client certificate proves, from its URI SANs (spiffe://edge-tunnel/<role>/<name>). */
+export interface PeerIdentity {
+  readonly role: ProxyRole;
+  readonly name: string;
+}
+
+const IDENTITY_URI = /^spiffe:\/\/edge-tunnel\/(edge|cloud)\/([^/]+)$/;
+
+/**
+ * Reads the identity from a certificate's subjectaltname string ("DNS:a, URI:spiffe://…"). Returns
+ * undefined unless exactly one edge-tunnel identity is named: a certificate naming two is ambiguous.
+ */
+export function peerIdentityFromSans(subjectAltName: string | undefined): PeerIdentity | undefined {
+  const found = (subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((entry) => entry.startsWith('URI:'))
+    .flatMap((entry) => {
+      const match = IDENTITY_URI.exec(entry.slice(4));
+      return match ? [{ role: match[1] as ProxyRole, name: match[2] }] : [];
+    });
+  return found.length === 1 ? found[0] : undefined;
+}
+
+/**
+ * Checks a stream's first request. With mutual TLS (`peer` given) the claimed node must be the one the
+ * certificate names: an edge proxy can only ever receive its own node's configuration.
+ */
+export function identify(node: Node | undefined, peer?: PeerIdentity | 'none'): IdentifyResult {
   if (!node || node.id === '') return { ok: false, error: 'the first discovery request must carry node.id' };
+  if (peer === 'none') {
+    return { ok: false, error: `the client certificate names no edge-tunnel identity (a spiffe://edge-tunnel/edge/<node> or …/cloud/<id> URI SAN); node.id "${node.id}" refused` };
+  }
+  if (peer && (peer.role !== node.cluster || (peer.role === 'edge' && peer.name !== node.id))) {
+    return {
+      ok: false,
+      error: `the client certificate names ${peer.role} "${peer.name}" but the request claims ${node.cluster || '(no cluster)'} "${node.id}"`,
+    };
+  }
   const role = node.cluster;
   const concurrency = concurrencyOf(node);
   if (role === 'cloud') return { ok: true, identity: { role, id: node.id, key: CLOUD_KEY, concurrency } };

@@ -8,7 +8,7 @@ import { ADS_ORDER, WILDCARD_TYPES, isXdsTypeUrl, shortTypeName, type XdsTypeUrl
 import type { Ledger, ProxyEntry, TypeLedger } from '../cache/ledger.js';
 import type { ResourceWatcher } from '../cache/snapshot-cache.js';
 import { typeVersion, type VersionedResource } from '../cache/snapshot.js';
-import { identify, type ProxyIdentity } from './identity.js';
+import { identify, type PeerIdentity, type ProxyIdentity } from './identity.js';
 import type { ProtocolMetrics } from './metrics.js';
 
 /** More names than any proxy of ours subscribes to: a larger list is garbage, not a subscription. */
@@ -26,7 +26,7 @@ export interface StreamDeps {
 
 export interface StreamIo {
   send(response: DiscoveryResponse): void;
-  /** Ends the stream with an error status (gRPC INVALID_ARGUMENT). */
+  /** Ends the stream with an error status (gRPC PERMISSION_DENIED: the proxy may not be served). */
   fail(message: string): void;
 }
 
@@ -47,10 +47,15 @@ export class SotwStream {
   private nonce = 0;
   private closed = false;
 
+  /**
+   * @param peer what the client certificate proves: an identity, 'none' when it proves none, or
+   *   undefined on a plaintext (insecure mode) connection.
+   */
   constructor(
     private readonly id: number,
     private readonly deps: StreamDeps,
     private readonly io: StreamIo,
+    private readonly peer?: PeerIdentity | 'none',
   ) {}
 
   handle(request: DiscoveryRequest): void {
@@ -90,7 +95,7 @@ export class SotwStream {
   }
 
   private start(request: DiscoveryRequest): boolean {
-    const result = identify(request.node);
+    const result = identify(request.node, this.peer);
     if (!result.ok) {
       this.deps.metrics.rejectedRequests.inc({ reason: 'identity' });
       this.deps.logger.warn({ stream: this.id, error: result.error }, 'stream refused');

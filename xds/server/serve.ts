@@ -8,7 +8,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Ledger } from '../cache/ledger.js';
 import { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { Settings } from '../model/settings.js';
-import { listenAds } from '../protocol/ads-server.js';
+import * as grpc from '@grpc/grpc-js';
+import { listenAds, serverTlsCredentials } from '../protocol/ads-server.js';
 import { protocolMetrics } from '../protocol/metrics.js';
 import type { NodeSource } from '../sources/source.js';
 import { adminServer } from './admin.js';
@@ -22,6 +23,8 @@ export interface ServeOptions {
   readonly xdsListen: string;
   readonly adminHost: string;
   readonly adminPort: number;
+  /** The xDS server's own TLS directory (tls.crt, tls.key, ca.crt); undefined only in insecure mode. */
+  readonly tlsDir: string | undefined;
 }
 
 export interface RunningServer {
@@ -52,6 +55,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       onConnect: (identity) => controlPlane.checkProxy(identity),
     },
     options.xdsListen,
+    options.tlsDir ? serverTlsCredentials(options.tlsDir) : grpc.ServerCredentials.createInsecure(),
   );
   const admin = adminServer({ cache, ledger, registry, ready: () => ready });
   admin.listen(options.adminPort, options.adminHost);

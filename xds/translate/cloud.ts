@@ -7,22 +7,37 @@ import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/ro
 import { HeaderValueOption_HeaderAppendAction } from '../../envoy/generated/envoy/config/core/v3/base.js';
 import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
 import { pack } from '../../envoy/registry.js';
-import type { TunnelNode } from '../model/node.js';
+import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
 import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
+import { EDGE_IDENTITY_URI_PREFIX, SECRETS, downstreamTls } from './tls.js';
+import { SubjectAltNameMatcher_SanType } from '../../envoy/generated/envoy/extensions/transport_sockets/tls/v3/common.js';
 
+/**
+ * With TLS, only certificates from the edge node CA that name an edge (URI SAN) complete the handshake,
+ * and the tunnel's node id must equal the certificate's DNS SAN: a node can only ever serve itself.
+ */
 export function handshakeListener(settings: Settings): Any {
+  const tls = settings.tls !== undefined;
   return pack('envoy.config.listener.v3.Listener', {
     name: CLOUD.handshakeListener,
     address: socketAddress(settings.tunnelListen),
     filterChains: [
       {
+        transportSocket: tls
+          ? downstreamTls({
+              certificate: SECRETS.cloudIdentity,
+              trust: SECRETS.edgeNodeCa,
+              requireSans: [{ sanType: SubjectAltNameMatcher_SanType.URI, matcher: { prefix: EDGE_IDENTITY_URI_PREFIX } }],
+            })
+          : undefined,
         filters: [
           {
             name: 'envoy.filters.network.reverse_tunnel',
             typedConfig: pack('envoy.extensions.filters.network.reverse_tunnel.v3.ReverseTunnel', {
               pingInterval: seconds(settings.tunnelPingIntervalSeconds),
+              validation: tls ? { nodeIdFormat: '%DOWNSTREAM_PEER_DNS_SAN%' } : undefined,
             }),
           },
         ],
@@ -49,14 +64,20 @@ export function connectListener(settings: Settings): Any {
   return pack('envoy.config.listener.v3.Listener', {
     name: CLOUD.connectListener,
     address: socketAddress(settings.connectListen),
-    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] }],
+    filterChains: [
+      {
+        // A client certificate from the CONNECT client CA is required: this port is no open proxy.
+        transportSocket: settings.tls ? downstreamTls({ certificate: SECRETS.cloudIdentity, trust: SECRETS.connectClientCa }) : undefined,
+        filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }],
+      },
+    ],
   });
 }
 
 /** One virtual host per edge node: its name and every address, each with each allowed port. */
 function nodeVirtualHostOf(node: TunnelNode, settings: Settings): DeepPartial<VirtualHost> {
   const ports = allowedPortsOf(node.kubeletPort, settings);
-  const hosts = [node.name, ...node.addresses];
+  const hosts = routingHosts(node);
   return {
     name: nodeVirtualHost(node.name),
     domains: hosts.flatMap((host) => ports.map((port) => authority(host, port))),

@@ -11,6 +11,8 @@ import type { TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { adsConfigSource, routerFilter, seconds, singleEndpointCluster } from './common.js';
 import { EDGE, localPortCluster } from './names.js';
+import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
+import { isIP } from 'node:net';
 
 /** The reverse-connection address: rc://<node>:<cluster>:<tenant>@<cloud cluster>:<tunnels per cloud host>. */
 export function reverseConnectionAddress(node: string, settings: Settings): string {
@@ -80,8 +82,20 @@ export function localRoutes(node: TunnelNode, settings: Settings): Any {
   });
 }
 
+/** The way to the cloud's tunnel listener; with TLS the edge proves its node and checks the cloud's name. */
 export function cloudCluster(settings: Settings): Any {
-  return pack('envoy.config.cluster.v3.Cluster', singleEndpointCluster(EDGE.cloudCluster, settings.tunnelDial, 5));
+  const tls = settings.tls;
+  return pack('envoy.config.cluster.v3.Cluster', {
+    ...singleEndpointCluster(EDGE.cloudCluster, settings.tunnelDial, 5),
+    transportSocket: tls
+      ? upstreamTls({
+          certificate: SECRETS.edgeIdentity,
+          trust: SECRETS.cloudCa,
+          requireSans: [sanMatcher(tls.cloudServerName)],
+          sni: isIP(tls.cloudServerName) ? '' : tls.cloudServerName,
+        })
+      : undefined,
+  });
 }
 
 export function localPortClusterOf(port: number, settings: Settings): Any {

@@ -4,7 +4,8 @@
 import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import { XdsType, type XdsTypeUrl } from '../../envoy/xds-types.js';
 import { validateNodes, type InputError, type TunnelNode } from '../model/node.js';
-import { allowedPortsOf, validateSettings, type Settings } from '../model/settings.js';
+import { allowedPortsOf, validateSettings, type Settings, type TlsSettings } from '../model/settings.js';
+import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
 import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
 import { cloudCluster, localPortClusterOf, localRoutes, tunnelListener } from './edge.js';
 import { CLOUD, EDGE, localPortCluster } from './names.js';
@@ -40,8 +41,25 @@ function resourceSet(entries: readonly Entry[]): ResourceSet {
   return set;
 }
 
+function cloudSecrets(tls: TlsSettings): Entry[] {
+  return [
+    [XdsType.secret, SECRETS.cloudIdentity, certificateSecret(SECRETS.cloudIdentity, tls.cloudDir)],
+    [XdsType.secret, SECRETS.edgeNodeCa, trustSecret(SECRETS.edgeNodeCa, tls.cloudDir, 'ca.crt')],
+    [XdsType.secret, SECRETS.connectClientCa, trustSecret(SECRETS.connectClientCa, tls.cloudDir, 'client-ca.crt')],
+  ];
+}
+
+function edgeSecrets(tls: TlsSettings, node: string): Entry[] {
+  const dir = edgeTlsDir(tls, node);
+  return [
+    [XdsType.secret, SECRETS.edgeIdentity, certificateSecret(SECRETS.edgeIdentity, dir)],
+    [XdsType.secret, SECRETS.cloudCa, trustSecret(SECRETS.cloudCa, dir, 'ca.crt')],
+  ];
+}
+
 function cloudResources(edgeNodes: readonly TunnelNode[], settings: Settings): ResourceSet {
   return resourceSet([
+    ...(settings.tls ? cloudSecrets(settings.tls) : []),
     [XdsType.cluster, CLOUD.tunnelCluster, tunnelCluster()],
     [XdsType.listener, CLOUD.handshakeListener, handshakeListener(settings)],
     [XdsType.listener, CLOUD.connectListener, connectListener(settings)],
@@ -52,6 +70,7 @@ function cloudResources(edgeNodes: readonly TunnelNode[], settings: Settings): R
 function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
   const ports = allowedPortsOf(node.kubeletPort, settings);
   return resourceSet([
+    ...(settings.tls ? edgeSecrets(settings.tls, node.name) : []),
     [XdsType.cluster, EDGE.cloudCluster, cloudCluster(settings)],
     ...ports.map((port): Entry => [XdsType.cluster, localPortCluster(port), localPortClusterOf(port, settings)]),
     [XdsType.listener, EDGE.tunnelListener, tunnelListener(node, settings)],

@@ -1,0 +1,99 @@
+// Writes a complete set of certificates for one edge-tunnel deployment, laid out as directories of
+// tls.crt / tls.key / ca.crt (the shape of a Kubernetes TLS Secret), one per component.
+
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  cloudIdentityUri,
+  createAuthority,
+  edgeIdentityUri,
+  issue,
+  loadAuthority,
+  type Authority,
+  type IssuedPem,
+  type LeafRequest,
+} from './issue.js';
+
+export interface BundleRequest {
+  readonly out: string;
+  readonly edgeNodes: readonly string[];
+  /** Names the cloud Envoy is reached by (edges check its certificate against them; IPs allowed). */
+  readonly cloudNames: readonly string[];
+  /** Names the xDS server is reached by. */
+  readonly xdsNames: readonly string[];
+  readonly validDays?: number;
+}
+
+/** Where each file of a bundle lives. */
+export const bundlePaths = (out: string) => ({
+  ca: join(out, 'ca.crt'),
+  caKey: join(out, 'ca.key'),
+  clientCa: join(out, 'client-ca.crt'),
+  clientCaKey: join(out, 'client-ca.key'),
+  /** A cloud client allowed to CONNECT (the demo's curl; kube-apiserver's egress certificate in production). */
+  client: join(out, 'client.crt'),
+  clientKey: join(out, 'client.key'),
+  xdsDir: join(out, 'xds'),
+  cloudDir: join(out, 'cloud'),
+  edgeDir: (node: string) => join(out, 'edge', node),
+});
+
+/** Writes a file atomically (temp file + rename), so a watcher never reads half a certificate. */
+export function writeAtomically(path: string, content: string, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+export function writeTlsDir(dir: string, pem: IssuedPem, cas: Record<string, string>): void {
+  writeAtomically(join(dir, 'tls.key'), pem.key, 0o600);
+  writeAtomically(join(dir, 'tls.crt'), pem.cert);
+  for (const [name, content] of Object.entries(cas)) writeAtomically(join(dir, name), content);
+}
+
+function splitNames(names: readonly string[]): Pick<LeafRequest, 'dnsNames' | 'ipAddresses'> {
+  const isIp = (n: string): boolean => /^[\d.]+$/.test(n) || n.includes(':');
+  return { dnsNames: names.filter((n) => !isIp(n)), ipAddresses: names.filter(isIp) };
+}
+
+export function edgeRequest(node: string): LeafRequest {
+  return { commonName: node, dnsNames: [node], uris: [edgeIdentityUri(node)], usage: 'client' };
+}
+
+export async function writeBundle(request: BundleRequest): Promise<void> {
+  const paths = bundlePaths(request.out);
+  const days = request.validDays ?? 2;
+  const ca = await createAuthority('edge-tunnel CA', days + 5);
+  const clientCa = await createAuthority('edge-tunnel client CA', days + 5);
+  writeAtomically(paths.ca, ca.cert);
+  writeAtomically(paths.caKey, ca.key, 0o600);
+  writeAtomically(paths.clientCa, clientCa.cert);
+  writeAtomically(paths.clientCaKey, clientCa.key, 0o600);
+
+  const xds = await issue(ca, { commonName: 'edge-tunnel xDS server', ...splitNames(request.xdsNames), usage: 'server' }, days);
+  writeTlsDir(paths.xdsDir, xds, { 'ca.crt': ca.cert });
+  const cloud = await issue(
+    ca,
+    { commonName: 'edge-tunnel cloud', ...splitNames(request.cloudNames), uris: [cloudIdentityUri('cloud')], usage: 'both' },
+    days,
+  );
+  writeTlsDir(paths.cloudDir, cloud, { 'ca.crt': ca.cert, 'client-ca.crt': clientCa.cert });
+  for (const node of request.edgeNodes) await writeEdgeCertificate(request.out, ca, node, days);
+  const client = await issue(clientCa, { commonName: 'edge-tunnel demo client', usage: 'client' }, days);
+  writeAtomically(paths.client, client.cert);
+  writeAtomically(paths.clientKey, client.key, 0o600);
+}
+
+/** Issues (or re-issues, for rotation) one edge node's certificate into an existing bundle. */
+export async function writeEdgeCertificate(out: string, ca: Authority, node: string, days = 2): Promise<void> {
+  const pem = await issue(ca, edgeRequest(node), days);
+  writeTlsDir(bundlePaths(out).edgeDir(node), pem, { 'ca.crt': ca.cert });
+}
+
+export async function loadBundleAuthority(out: string, which: 'ca' | 'clientCa'): Promise<Authority> {
+  const paths = bundlePaths(out);
+  const [cert, key] = which === 'ca' ? [paths.ca, paths.caKey] : [paths.clientCa, paths.clientCaKey];
+  return loadAuthority(readFileSync(cert, 'utf8'), readFileSync(key, 'utf8'));
+}
