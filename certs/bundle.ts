@@ -58,8 +58,12 @@ function splitNames(names: readonly string[]): Pick<LeafRequest, 'dnsNames' | 'i
   return { dnsNames: names.filter((n) => !isIp(n)), ipAddresses: names.filter(isIp) };
 }
 
+/** X.509 caps a common name at 64 characters; node names reach 253, so the SANs carry the identity. */
+const MAX_COMMON_NAME = 64;
+
 export function edgeRequest(node: string): LeafRequest {
-  return { commonName: node, dnsNames: [node], uris: [edgeIdentityUri(node)], usage: 'client' };
+  const commonName = node.length <= MAX_COMMON_NAME ? node : 'edge-tunnel edge node';
+  return { commonName, dnsNames: [node], uris: [edgeIdentityUri(node)], usage: 'client' };
 }
 
 export async function writeBundle(request: BundleRequest): Promise<void> {

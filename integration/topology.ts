@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
+import { it, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { writeBootstrap } from '../agent-bootstrap/write.js';
 import { bundlePaths, loadBundleAuthority, writeBundle, writeEdgeCertificate } from '../certs/bundle.js';
@@ -100,6 +101,26 @@ export class Topology {
 
   get connectPort(): number {
     return this.ports.connect;
+  }
+
+  /** The cloud Envoy's tunnel handshake port, where edges dial. */
+  get tunnelPort(): number {
+    return this.ports.tunnel;
+  }
+
+  /** The xDS server's ADS port. */
+  get xdsPort(): number {
+    return this.ports.xds;
+  }
+
+  /** The admin port of a node's edge Envoy. */
+  edgeAdminPort(node: string): number {
+    return this.edge(node).adminPort;
+  }
+
+  /** The next free Envoy --base-id (two Envoys on one host need distinct ones). */
+  takeBaseId(): number {
+    return this.nextBaseId++;
   }
 
   get xdsAdminUrl(): string {
@@ -280,4 +301,21 @@ export class Topology {
     await this.processes.stopAll();
     await Promise.all([...this.edges.values()].map((e) => e.kubelet.close()));
   }
+}
+
+/**
+ * Declares test steps that print every process's log tail when they fail, so a red run explains
+ * itself. `topology` is read when a step fails (it is created in a `before` hook).
+ */
+export function stepsWithLogs(topology: () => Topology | undefined): (name: string, fn: (t: TestContext) => Promise<void>) => void {
+  return (name, fn) => {
+    it(name, async (t) => {
+      try {
+        await fn(t);
+      } catch (error) {
+        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${topology()?.processes.describeFailure() ?? ''}\n`);
+        throw error;
+      }
+    });
+  };
 }

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { parse } from 'yaml';
 import { blobChunks, blobSha256, httpsThroughTunnel, waitFor } from './harness/index.js';
-import { Topology } from './topology.js';
+import { Topology, stepsWithLogs } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MiB = 1024 * 1024;
@@ -16,17 +16,7 @@ const MiB = 1024 * 1024;
 describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge Envoys)', { concurrency: false }, () => {
   let topology: Topology;
 
-  /** Prints every process's log tail when a step fails, so a red run explains itself. */
-  const step = (name: string, fn: () => Promise<void>): void => {
-    it(name, async () => {
-      try {
-        await fn();
-      } catch (error) {
-        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${topology.processes.describeFailure()}\n`);
-        throw error;
-      }
-    });
-  };
+  const step = stepsWithLogs(() => topology);
 
   const connect = (target: string) => topology.connect(target);
 

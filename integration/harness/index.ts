@@ -35,3 +35,14 @@ export {
   type TunnelRequest,
   type TunnelResponse,
 } from './connect.js';
+export {
+  TunnelSession,
+  envoyCertificates,
+  envoyOwnSerials,
+  normalizeSerial,
+  presentedSerial,
+  serialOfPem,
+  type EnvoyCertificateInfo,
+  type PresentedCertificateOptions,
+  type SessionResponse,
+} from './certificates.js';

@@ -36,7 +36,8 @@ export function adsService(deps: StreamDeps): AggregatedDiscoveryServiceServer {
         deps,
         {
           send: (response) => call.write(response),
-          fail: (message) => call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: message }),
+          fail: (message, reason) =>
+            call.emit('error', { code: reason === 'denied' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT, details: message }),
         },
         peer,
       );
@@ -68,6 +69,29 @@ export function adsService(deps: StreamDeps): AggregatedDiscoveryServiceServer {
 }
 
 /**
+ * grpc-js decodes requests before our handler sees them; a message that does not decode ends the
+ * stream with INTERNAL there. Log and count it, so garbage on the ADS port is visible to operators.
+ */
+function observedDecoding(deps: StreamDeps): typeof AggregatedDiscoveryServiceService {
+  const sotw = AggregatedDiscoveryServiceService.streamAggregatedResources;
+  return {
+    ...AggregatedDiscoveryServiceService,
+    streamAggregatedResources: {
+      ...sotw,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return sotw.requestDeserialize(bytes);
+        } catch (error) {
+          deps.metrics.rejectedRequests.inc({ reason: 'undecodable' });
+          deps.logger.warn({ bytes: bytes.length, error: String(error) }, 'discovery request that does not decode as a DiscoveryRequest: stream ended');
+          throw error;
+        }
+      },
+    },
+  };
+}
+
+/**
  * Mutual TLS for the ADS port from a directory of tls.crt, tls.key (the server's certificate) and ca.crt
  * (the CA of the proxies' client certificates). The files are re-read periodically, so rotating them
  * needs no restart; established streams keep their connection.
@@ -88,7 +112,7 @@ export async function listenAds(
   credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
-  server.addService(AggregatedDiscoveryServiceService, adsService(deps));
+  server.addService(observedDecoding(deps), adsService(deps));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );

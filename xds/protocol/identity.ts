@@ -24,7 +24,7 @@ function concurrencyOf(node: Node): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
-export type IdentifyResult = { ok: true; identity: ProxyIdentity } | { ok: false; error: string };
+export type IdentifyResult = { ok: true; identity: ProxyIdentity } | { ok: false; error: string; reason: 'invalid' | 'denied' };
 
 /** What the proxy's client certificate proves, from its URI SANs (spiffe://edge-tunnel/<role>/<name>). */
 export interface PeerIdentity {
@@ -54,13 +54,14 @@ export function peerIdentityFromSans(subjectAltName: string | undefined): PeerId
  * certificate names: an edge proxy can only ever receive its own node's configuration.
  */
 export function identify(node: Node | undefined, peer?: PeerIdentity | 'none'): IdentifyResult {
-  if (!node || node.id === '') return { ok: false, error: 'the first discovery request must carry node.id' };
+  if (!node || node.id === '') return { ok: false, reason: 'invalid', error: 'the first discovery request must carry node.id' };
   if (peer === 'none') {
-    return { ok: false, error: `the client certificate names no edge-tunnel identity (a spiffe://edge-tunnel/edge/<node> or …/cloud/<id> URI SAN); node.id "${node.id}" refused` };
+    return { ok: false, reason: 'denied', error: `the client certificate names no edge-tunnel identity (a spiffe://edge-tunnel/edge/<node> or …/cloud/<id> URI SAN); node.id "${node.id}" refused` };
   }
   if (peer && (peer.role !== node.cluster || (peer.role === 'edge' && peer.name !== node.id))) {
     return {
       ok: false,
+      reason: 'denied',
       error: `the client certificate names ${peer.role} "${peer.name}" but the request claims ${node.cluster || '(no cluster)'} "${node.id}"`,
     };
   }
@@ -68,5 +69,5 @@ export function identify(node: Node | undefined, peer?: PeerIdentity | 'none'): 
   const concurrency = concurrencyOf(node);
   if (role === 'cloud') return { ok: true, identity: { role, id: node.id, key: CLOUD_KEY, concurrency } };
   if (role === 'edge') return { ok: true, identity: { role, id: node.id, key: edgeKey(node.id), concurrency } };
-  return { ok: false, error: `node.cluster must be "cloud" or "edge", not "${role}" (node.id "${node.id}")` };
+  return { ok: false, reason: 'invalid', error: `node.cluster must be "cloud" or "edge", not "${role}" (node.id "${node.id}")` };
 }

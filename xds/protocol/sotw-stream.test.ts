@@ -6,61 +6,25 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { XdsType } from '../../envoy/xds-types.js';
 import { CLOUD_KEY, edgeKey } from '../cache/snapshot-cache.js';
-import type { Translation } from '../translate/translate.js';
 import { MAX_RESOURCE_NAMES } from './sotw-stream.js';
 import {
   FIXED_NOW,
   ack,
-  cluster,
   harness,
-  listener,
   metricValue,
   nack,
   namesIn,
   node,
   request,
   resourceSet,
-  route,
-  secret,
   translation,
+  fleet,
+  type Tags,
 } from './testing.js';
 
 const A = edgeKey('node-a');
 const edgeA = node('edge', 'node-a');
 const cloud1 = node('cloud', 'cloud-1');
-
-interface Tags {
-  aCluster?: string;
-  aListener?: string;
-  aRoute?: string;
-  aExtraRoute?: string;
-  aSecret?: string;
-  bCluster?: string;
-}
-
-/** The cloud and two edge nodes; a tag changes the bytes of one resource. */
-function fleet(tags: Tags = {}): Translation {
-  return translation(
-    resourceSet({
-      [XdsType.cluster]: [cluster('tunnel')],
-      [XdsType.listener]: [listener('handshake'), listener('connect')],
-      [XdsType.route]: [route('connect-routes')],
-    }),
-    {
-      'node-a': resourceSet({
-        [XdsType.secret]: [secret(`secret-a${tags.aSecret ?? ''}`)],
-        [XdsType.cluster]: [cluster('cloud'), cluster('local-10250', tags.aCluster)],
-        [XdsType.listener]: [listener('tunnel', tags.aListener)],
-        [XdsType.route]: [route('local-routes', tags.aRoute), route('extra-routes', tags.aExtraRoute)],
-      }),
-      'node-b': resourceSet({
-        [XdsType.cluster]: [cluster('cloud-b'), cluster('local-10260', tags.bCluster)],
-        [XdsType.listener]: [listener('tunnel-b')],
-        [XdsType.route]: [route('local-routes-b')],
-      }),
-    },
-  );
-}
 
 /** A harness with the fleet published and one edge stream for node-a opened (no request yet). */
 function setup(tags: Tags = {}) {

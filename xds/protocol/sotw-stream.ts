@@ -26,8 +26,11 @@ export interface StreamDeps {
 
 export interface StreamIo {
   send(response: DiscoveryResponse): void;
-  /** Ends the stream with an error status (gRPC PERMISSION_DENIED: the proxy may not be served). */
-  fail(message: string): void;
+  /**
+   * Ends the stream with an error status: 'invalid' for a malformed identity (gRPC INVALID_ARGUMENT),
+   * 'denied' for a proxy that may not be served as what it claims (PERMISSION_DENIED).
+   */
+  fail(message: string, reason: 'invalid' | 'denied'): void;
 }
 
 interface TypeState {
@@ -99,7 +102,7 @@ export class SotwStream {
     if (!result.ok) {
       this.deps.metrics.rejectedRequests.inc({ reason: 'identity' });
       this.deps.logger.warn({ stream: this.id, error: result.error }, 'stream refused');
-      this.io.fail(result.error);
+      this.io.fail(result.error, result.reason);
       this.close();
       return false;
     }

@@ -8,7 +8,7 @@ import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import type { DiscoveryRequest, DiscoveryResponse } from '../../envoy/generated/envoy/service/discovery/v3/discovery.js';
 import type { Node } from '../../envoy/generated/envoy/config/core/v3/base.js';
 import { codecForTypeUrl, pack } from '../../envoy/registry.js';
-import type { XdsTypeUrl } from '../../envoy/xds-types.js';
+import { XdsType, type XdsTypeUrl } from '../../envoy/xds-types.js';
 import { Ledger } from '../cache/ledger.js';
 import { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { ResourceSet, Translation } from '../translate/translate.js';
@@ -173,4 +173,37 @@ export async function metricValue(metric: { get(): Promise<{ values: { labels: o
   const { values } = await metric.get();
   const match = values.find((v) => Object.entries(label).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want));
   return match?.value ?? 0;
+}
+
+export interface Tags {
+  aCluster?: string;
+  aListener?: string;
+  aRoute?: string;
+  aExtraRoute?: string;
+  aSecret?: string;
+  bCluster?: string;
+}
+
+/** The cloud and two edge nodes; a tag changes the bytes of one resource. */
+export function fleet(tags: Tags = {}): Translation {
+  return translation(
+    resourceSet({
+      [XdsType.cluster]: [cluster('tunnel')],
+      [XdsType.listener]: [listener('handshake'), listener('connect')],
+      [XdsType.route]: [route('connect-routes')],
+    }),
+    {
+      'node-a': resourceSet({
+        [XdsType.secret]: [secret(`secret-a${tags.aSecret ?? ''}`)],
+        [XdsType.cluster]: [cluster('cloud'), cluster('local-10250', tags.aCluster)],
+        [XdsType.listener]: [listener('tunnel', tags.aListener)],
+        [XdsType.route]: [route('local-routes', tags.aRoute), route('extra-routes', tags.aExtraRoute)],
+      }),
+      'node-b': resourceSet({
+        [XdsType.cluster]: [cluster('cloud-b'), cluster('local-10260', tags.bCluster)],
+        [XdsType.listener]: [listener('tunnel-b')],
+        [XdsType.route]: [route('local-routes-b')],
+      }),
+    },
+  );
 }

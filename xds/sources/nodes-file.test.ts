@@ -147,7 +147,7 @@ describe('parseNodesFile', () => {
     { what: 'a missing name', entry: '{addresses: [10.0.0.9]}', path: '.name', message: /is required/ },
     { what: 'a name that is not a string', entry: '{name: 42}', path: '.name', message: /must be a string, not a number/ },
     { what: 'a bad name', entry: '{name: Node_B}', path: '.name', message: /DNS subdomain/ },
-    { what: 'a duplicate name', entry: '{name: good}', path: '.name', message: /already defined by nodes\[0\] \(line 2\)/ },
+    { what: 'a duplicate name', entry: '{name: good}', path: '.name', message: /already claimed by nodes\[0\] \(line 2\)/ },
     { what: 'an unknown key', entry: '{name: b, lables: {}}', path: '.lables', message: /unknown key/ },
     { what: 'an entry that is not a mapping', entry: 'just-a-name', path: '', message: /must be a mapping/ },
     { what: 'addresses not a list', entry: '{name: b, addresses: 10.0.0.9}', path: '.addresses', message: /must be a list/ },

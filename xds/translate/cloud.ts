@@ -4,6 +4,7 @@
 import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/base.js';
 import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
+import type { AccessLog } from '../../envoy/generated/envoy/config/accesslog/v3/accesslog.js';
 import { HeaderValueOption_HeaderAppendAction } from '../../envoy/generated/envoy/config/core/v3/base.js';
 import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
 import { pack } from '../../envoy/registry.js';
@@ -23,6 +24,7 @@ export function handshakeListener(settings: Settings): Any {
   return pack('envoy.config.listener.v3.Listener', {
     name: CLOUD.handshakeListener,
     address: socketAddress(settings.tunnelListen),
+    accessLog: [tunnelAuditLog()],
     filterChains: [
       {
         transportSocket: tls
@@ -37,13 +39,40 @@ export function handshakeListener(settings: Settings): Any {
             name: 'envoy.filters.network.reverse_tunnel',
             typedConfig: pack('envoy.extensions.filters.network.reverse_tunnel.v3.ReverseTunnel', {
               pingInterval: seconds(settings.tunnelPingIntervalSeconds),
-              validation: tls ? { nodeIdFormat: '%DOWNSTREAM_PEER_DNS_SAN%' } : undefined,
+              validation: tls ? { nodeIdFormat: '%DOWNSTREAM_PEER_DNS_SAN%', emitDynamicMetadata: true } : undefined,
             }),
           },
         ],
       },
     ],
   });
+}
+
+/**
+ * One JSON line per tunnel connection on the cloud Envoy's stdout: who dialed (the certificate's names),
+ * from where, for how long, and the reverse-tunnel filter's verdict. An impostor's attempt shows as a
+ * certificate naming one node and a short connection that never became a tunnel.
+ */
+function tunnelAuditLog(): DeepPartial<AccessLog> {
+  return {
+    name: 'envoy.access_loggers.stdout',
+    typedConfig: pack('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
+      logFormat: {
+        jsonFormat: {
+          event: 'tunnel_connection',
+          peer_dns_san: '%DOWNSTREAM_PEER_DNS_SAN%',
+          peer_uri_san: '%DOWNSTREAM_PEER_URI_SAN%',
+          remote: '%DOWNSTREAM_REMOTE_ADDRESS%',
+          start: '%START_TIME%',
+          duration_ms: '%DURATION%',
+          bytes_received: '%BYTES_RECEIVED%',
+          bytes_sent: '%BYTES_SENT%',
+          tunnel: '%DYNAMIC_METADATA(envoy.filters.network.reverse_tunnel)%',
+          termination: '%CONNECTION_TERMINATION_DETAILS%',
+        },
+      },
+    }),
+  };
 }
 
 export function connectListener(settings: Settings): Any {

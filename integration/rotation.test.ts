@@ -1,0 +1,264 @@
+// Certificate rotation against the real processes: new certificate files are written next to the old ones
+// (atomic renames, as a Secret update would) and every component picks them up by itself. Nothing is
+// restarted, established tunnels and ADS streams stay up, and new handshakes see the new certificate.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe } from 'node:test';
+import { parse } from 'yaml';
+import { bundlePaths, loadBundleAuthority, writeTlsDir } from '../certs/bundle.js';
+import { cloudIdentityUri, issue } from '../certs/issue.js';
+import {
+  EnvoyAdmin,
+  TunnelSession,
+  delay,
+  envoyOwnSerials,
+  presentedSerial,
+  serialOfPem,
+  waitFor,
+} from './harness/index.js';
+import { CLOUD_SERVER_NAME, Topology, stepsWithLogs } from './topology.js';
+
+interface StreamEntry {
+  key: string;
+  proxy: string;
+  stream: number;
+}
+
+/** Requests made over and over in the background while a rotation happens; any failure is kept. */
+interface Monitor {
+  readonly rounds: number;
+  stop(): Promise<{ rounds: number; failures: string[] }>;
+}
+
+function monitor(round: () => Promise<void>): Monitor {
+  let stopping = false;
+  let rounds = 0;
+  const failures: string[] = [];
+  const started = performance.now();
+  const loop = (async () => {
+    while (!stopping) {
+      try {
+        await round();
+        rounds += 1;
+      } catch (error) {
+        failures.push(`${Math.round(performance.now() - started)} ms: ${(error as Error).message}`);
+      }
+      // Paces the load; the loop waits on nothing.
+      await delay(20);
+    }
+  })();
+  return {
+    get rounds() {
+      return rounds;
+    },
+    async stop() {
+      stopping = true;
+      await loop;
+      return { rounds, failures };
+    },
+  };
+}
+
+describe('certificate rotation without restarts (xDS server, cloud Envoy, edge Envoys)', { concurrency: false }, () => {
+  let topology: Topology;
+  let paths: ReturnType<typeof bundlePaths>;
+  let pidsAtStart: string[];
+
+  const step = stepsWithLogs(() => topology);
+
+  const runningPids = (): string[] =>
+    topology.processes.handles.filter((h) => h.exitInfo() === undefined).map((h) => `${h.name}:${h.pid}`).sort();
+  const assertNothingRestarted = (): void => {
+    assert.deepEqual(runningPids(), pidsAtStart, 'the same processes run as at the start: nothing was restarted');
+  };
+
+  const kubeletTarget = (node: string): string => `${node}:${topology.kubeletPort(node)}`;
+  const reachOrThrow = async (node: string): Promise<void> => {
+    const body = await topology.reach(node);
+    if (body !== `kubelet ${node}\n`) throw new Error(`${node} not reached through a new CONNECT (got ${JSON.stringify(body)})`);
+  };
+
+  /** A CONNECT tunnel to a node's kubelet, kept open with an HTTPS keep-alive session on it. */
+  const keptSession = async (node: string): Promise<TunnelSession> => {
+    const tunnel = await topology.connect(kubeletTarget(node));
+    assert.equal(tunnel.status, 200, tunnel.statusLine);
+    const session = await TunnelSession.open(tunnel.socket);
+    const first = await session.request('GET', '/');
+    assert.equal(first.status, 200);
+    assert.equal(first.body, `kubelet ${node}\n`);
+    assert.equal(session.peerSubjectCN, `kubelet-${node}`);
+    return session;
+  };
+  const sessionGet = async (session: TunnelSession, node: string): Promise<void> => {
+    const response = await session.request('GET', '/');
+    if (response.status !== 200 || response.body !== `kubelet ${node}\n`) {
+      throw new Error(`kept tunnel to ${node}: ${response.status} ${JSON.stringify(response.body)}`);
+    }
+  };
+
+  const xdsStreams = async (): Promise<StreamEntry[]> => {
+    const response = await fetch(`${topology.xdsAdminUrl}/proxies`);
+    assert.equal(response.status, 200);
+    const proxies = parse(await response.text()) as { streams?: StreamEntry[] };
+    return [...(proxies.streams ?? [])].sort((a, b) => a.key.localeCompare(b.key) || a.stream - b.stream);
+  };
+
+  /** Waits until `probe` returns true and returns how long that took since `since`. */
+  const tookEffect = async (what: string, since: number, probe: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<number> => {
+    await waitFor(what, probe, { timeoutMs, intervalMs });
+    return Math.round(performance.now() - since);
+  };
+
+  before(async () => {
+    topology = await Topology.start({ nodes: ['node-a', 'node-b'] });
+    paths = bundlePaths(topology.certs);
+    try {
+      await topology.waitReachable('node-a', 10_000);
+      await topology.waitReachable('node-b', 10_000);
+    } catch (error) {
+      process.stderr.write(`\n--- logs after failure of the setup ---\n${topology.processes.describeFailure()}\n`);
+      throw error;
+    }
+    pidsAtStart = runningPids();
+  });
+  after(async () => topology?.stop());
+
+  step('the CONNECT listener presents a re-issued cloud certificate; an open tunnel keeps working', async (t) => {
+    const clientTls = topology.clientTls();
+    assert.ok(clientTls, 'the topology runs with TLS');
+    const connectPort = topology.connectPort;
+    const serialOnConnectPort = () => presentedSerial({ host: '127.0.0.1', port: connectPort, tls: clientTls });
+    const oldSerial = await serialOnConnectPort();
+    assert.equal(oldSerial, serialOfPem(readFileSync(join(paths.cloudDir, 'tls.crt'))), 'the CONNECT port presents the cloud certificate');
+    const streamsBefore = await xdsStreams();
+
+    const session = await keptSession('node-a');
+    const load = monitor(async () => {
+      await sessionGet(session, 'node-a');
+      await reachOrThrow('node-a');
+      await reachOrThrow('node-b');
+    });
+    try {
+      const ca = await loadBundleAuthority(topology.certs, 'ca');
+      const pem = await issue(ca, {
+        commonName: 'edge-tunnel cloud',
+        dnsNames: [CLOUD_SERVER_NAME],
+        ipAddresses: ['127.0.0.1'],
+        uris: [cloudIdentityUri('cloud')],
+        usage: 'both',
+      });
+      const newSerial = serialOfPem(pem.cert);
+      assert.notEqual(newSerial, oldSerial);
+      const rotated = performance.now();
+      writeTlsDir(paths.cloudDir, pem, { 'ca.crt': ca.cert, 'client-ca.crt': readFileSync(paths.clientCa, 'utf8') });
+
+      const handshakeMs = await tookEffect('a new handshake on the CONNECT port to present the new cloud certificate', rotated, async () => (await serialOnConnectPort()) === newSerial, 10_000);
+      t.diagnostic(`cloud certificate: new CONNECT handshakes see it ${handshakeMs} ms after the files were written`);
+      // The old tunnel carries another request right after the switch, on the same TLS-over-CONNECT socket.
+      await sessionGet(session, 'node-a');
+      // Every TLS context of the cloud Envoy (both listeners and its xDS client) holds the new certificate.
+      const adminMs = await tookEffect('cloud Envoy /certs to list only the new certificate', rotated, async () => {
+        const serials = await envoyOwnSerials(topology.cloudAdmin);
+        return serials.length === 1 && serials[0] === newSerial;
+      }, 10_000);
+      t.diagnostic(`cloud certificate: every cloud Envoy TLS context holds it after ${adminMs} ms`);
+      // Keep the load running for a while after the switch, counted in rounds rather than time.
+      const roundsAtSwitch = load.rounds;
+      await waitFor('20 more rounds of requests after the switch', () => load.rounds >= roundsAtSwitch + 20, { timeoutMs: 20_000 });
+    } finally {
+      const { rounds, failures } = await load.stop();
+      t.diagnostic(`cloud certificate: ${rounds} rounds (kept tunnel + new CONNECTs to node-a and node-b) during the rotation, ${failures.length} failed`);
+      session.close();
+      assert.deepEqual(failures, [], 'no request failed during the rotation');
+    }
+    assert.ok(session.answered >= 22, `the kept tunnel answered ${session.answered} requests`);
+    assert.equal(session.closed, undefined);
+    await reachOrThrow('node-a');
+    await reachOrThrow('node-b');
+    assert.deepEqual(await xdsStreams(), streamsBefore, 'the ADS streams are the same ones as before');
+    assertNothingRestarted();
+  });
+
+  step('an edge Envoy picks up its re-issued node certificate; its node stays reachable throughout', async (t) => {
+    const edgeAdmin = new EnvoyAdmin(topology.edgeAdminPort('node-a'));
+    const edgeCertFile = join(paths.edgeDir('node-a'), 'tls.crt');
+    const oldSerial = serialOfPem(readFileSync(edgeCertFile));
+    assert.deepEqual(await envoyOwnSerials(edgeAdmin), [oldSerial], 'node-a holds its node certificate');
+    const streamsBefore = await xdsStreams();
+
+    const session = await keptSession('node-a');
+    const load = monitor(async () => {
+      await sessionGet(session, 'node-a');
+      await reachOrThrow('node-a');
+    });
+    try {
+      await topology.issueEdgeCertificate('node-a');
+      const rotated = performance.now();
+      const newSerial = serialOfPem(readFileSync(edgeCertFile));
+      assert.notEqual(newSerial, oldSerial);
+      const ms = await tookEffect('node-a /certs to list only the new node certificate', rotated, async () => {
+        const serials = await envoyOwnSerials(edgeAdmin);
+        return serials.length === 1 && serials[0] === newSerial;
+      }, 10_000);
+      t.diagnostic(`edge certificate: every TLS context of node-a's Envoy holds it ${ms} ms after the files were written`);
+      const roundsAtSwitch = load.rounds;
+      await waitFor('20 more rounds of requests after the switch', () => load.rounds >= roundsAtSwitch + 20, { timeoutMs: 20_000 });
+    } finally {
+      const { rounds, failures } = await load.stop();
+      t.diagnostic(`edge certificate: ${rounds} rounds (kept tunnel + new CONNECTs to node-a) during the rotation, ${failures.length} failed`);
+      session.close();
+      assert.deepEqual(failures, [], 'no request failed during the rotation');
+    }
+    assert.equal(session.closed, undefined);
+    await reachOrThrow('node-b');
+    assert.deepEqual(await xdsStreams(), streamsBefore, 'the ADS streams are the same ones as before');
+    assertNothingRestarted();
+  });
+
+  step('the xDS server presents a re-issued certificate; ADS streams stay and still deliver changes', async (t) => {
+    const xdsPort = topology.xdsPort;
+    // Any client certificate of the proxies' CA will do for a handshake: node-a's.
+    const edgeDir = paths.edgeDir('node-a');
+    const clientTls = {
+      ca: readFileSync(paths.ca),
+      cert: readFileSync(join(edgeDir, 'tls.crt')),
+      key: readFileSync(join(edgeDir, 'tls.key')),
+      ALPNProtocols: ['h2'],
+    };
+    const serialOnXdsPort = () => presentedSerial({ host: '127.0.0.1', port: xdsPort, tls: clientTls });
+    const oldSerial = await serialOnXdsPort();
+    assert.equal(oldSerial, serialOfPem(readFileSync(join(paths.xdsDir, 'tls.crt'))), 'the xDS port presents the xDS certificate');
+    const streamsBefore = await xdsStreams();
+    assert.deepEqual(streamsBefore.map((s) => s.key), ['cloud', 'edge/node-a', 'edge/node-b']);
+
+    const ca = await loadBundleAuthority(topology.certs, 'ca');
+    const pem = await issue(ca, { commonName: 'edge-tunnel xDS server', ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const newSerial = serialOfPem(pem.cert);
+    const rotated = performance.now();
+    writeTlsDir(paths.xdsDir, pem, { 'ca.crt': ca.cert });
+    const ms = await tookEffect('a new handshake on the xDS port to present the new xDS certificate', rotated, async () => (await serialOnXdsPort()) === newSerial, 15_000, 100);
+    t.diagnostic(`xDS certificate: new handshakes on the xDS port see it ${ms} ms after the files were written`);
+    assert.deepEqual(await xdsStreams(), streamsBefore, 'the ADS streams are the same ones as before');
+
+    // The old streams still deliver: a nodes-file change reaches the cloud Envoy over them.
+    const changed = performance.now();
+    topology.writeNodes(['node-a']);
+    await waitFor('node-b refused after it left the nodes file', async () => {
+      const result = await topology.connect(kubeletTarget('node-b'));
+      result.socket.destroy();
+      return result.status === 404;
+    }, { timeoutMs: 5000 });
+    t.diagnostic(`xDS certificate: removing node-b reached the cloud Envoy in ${Math.round(performance.now() - changed)} ms`);
+    await reachOrThrow('node-a');
+    topology.writeNodes(['node-a', 'node-b']);
+    await topology.waitReachable('node-b', 5000);
+    assert.deepEqual(
+      (await xdsStreams()).filter((s) => s.key === 'cloud'),
+      streamsBefore.filter((s) => s.key === 'cloud'),
+      'the cloud Envoy got the change over its old stream',
+    );
+    assertNothingRestarted();
+  });
+});
