@@ -176,14 +176,20 @@ export class Topology {
     await writeEdgeCertificate(this.certs, await loadBundleAuthority(this.certs, 'ca'), node);
   }
 
-  /** Rewrites the nodes file: the xDS server picks the change up by itself. */
-  writeNodes(nodes: readonly string[]): void {
+  /** Rewrites the nodes file: the xDS server picks the change up by itself. Listed nodes are edges unless in `cloud`. */
+  writeNodes(nodes: readonly string[], cloud: readonly string[] = []): void {
     const entries = nodes.map((name) => ({
       name,
-      addresses: [this.edge(name).address, `${name}.edge.test`],
+      role: cloud.includes(name) ? 'cloud' : 'edge',
+      addresses: [this.edge(name).address, this.ipv6Of(name), `${name}.edge.test`],
       kubeletPort: this.edge(name).kubelet.port,
     }));
     writeFileSync(this.nodesFile, stringify({ nodes: entries }));
+  }
+
+  /** An IPv6 documentation address (2001:db8::/32) the nodes file also gives a node. */
+  ipv6Of(node: string): string {
+    return `2001:db8::${this.edge(node).address.split('.').pop()}`;
   }
 
   /** The InternalIP-like address the nodes file gives a node. */
@@ -280,7 +286,7 @@ export class Topology {
 
   /** GET / on a node's kubelet through the CONNECT proxy; resolves to the body, or undefined on failure. */
   async reach(node: string, host = node): Promise<string | undefined> {
-    const target = `${host}:${this.kubeletPort(node)}`;
+    const target = `${host.includes(':') ? `[${host}]` : host}:${this.kubeletPort(node)}`;
     const proxy = { host: '127.0.0.1', port: this.ports.connect, proxyTls: this.clientTls() };
     const response = await getThroughProxy(proxy, target, '/').catch(() => undefined);
     return response?.status === 200 ? response.body.toString() : undefined;

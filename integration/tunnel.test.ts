@@ -34,6 +34,7 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
         assert.equal(await topology.reach(node), `kubelet ${node}\n`);
         assert.equal(await topology.reach(node, topology.addressOf(node)), `kubelet ${node}\n`);
         assert.equal(await topology.reach(node, `${node}.edge.test`), `kubelet ${node}\n`);
+        assert.equal(await topology.reach(node, topology.ipv6Of(node)), `kubelet ${node}\n`, 'CONNECT [IPv6]:port');
       }
     }
   });
@@ -73,6 +74,19 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
     assert.equal(await topology.reach('node-a'), 'kubelet node-a\n');
     topology.writeNodes(['node-a', 'node-b', 'node-c']);
     await topology.waitReachable('node-b', 5000);
+  });
+
+  step('a node flipping between edge and cloud many times ends in its last state', async () => {
+    for (let i = 0; i < 20; i++) topology.writeNodes(['node-a', 'node-b', 'node-c'], i % 2 === 0 ? ['node-b'] : []);
+    topology.writeNodes(['node-a', 'node-b', 'node-c'], ['node-b']);
+    await waitFor('node-b refused as a cloud node', async () => {
+      const result = await connect(`node-b:${topology.kubeletPort('node-b')}`);
+      result.socket.destroy();
+      return result.status === 404;
+    }, { timeoutMs: 3000 });
+    topology.writeNodes(['node-a', 'node-b', 'node-c']);
+    await topology.waitReachable('node-b', 3000);
+    assert.equal(await topology.reach('node-a'), 'kubelet node-a\n');
   });
 
   step('a restarted edge Envoy serves its node again, nothing else restarted', async () => {

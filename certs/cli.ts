@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// certs: creates the CAs and certificates an edge-tunnel deployment needs (demo, tests, a first
+// install), and re-issues single certificates for rotation. ECDSA P-256, short-lived.
+
+import { parseArgs } from 'node:util';
+import { UsageError } from '../xds/cli/args.js';
+import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle, writeEdgeCertificate } from './bundle.js';
+import { issue } from './issue.js';
+
+const HELP = `usage: certs <command> [flags]
+
+  init     a new bundle: two CAs and every certificate
+             --out DIR             where to write it (required)
+             --nodes LIST          edge node names, comma-separated
+             --cloud-names LIST    names and IPs the cloud Envoy is reached by (edges check them)
+                                   (default cloud.edge-tunnel,127.0.0.1)
+             --xds-names LIST      names and IPs of the xDS server (default 127.0.0.1)
+             --days N              validity of leaf certificates (default 2; CAs get 5 more)
+  node     issue or re-issue (rotate) one edge node's certificate with the bundle's CA
+             --dir DIR --node NAME [--days N]
+  client   issue a CONNECT client certificate (kube-apiserver, Prometheus) with the client CA
+             --dir DIR --name NAME --out-dir OUT [--days N]   writes OUT/tls.crt, OUT/tls.key
+
+Layout of a bundle (each component directory holds tls.crt, tls.key, ca.crt, as a Kubernetes TLS Secret):
+  ca.crt ca.key                 signs server certificates, edge node certificates and the cloud's
+  client-ca.crt client-ca.key   signs CONNECT clients only (an edge node's key is never a client)
+  xds/  cloud/  edge/<node>/    per component; cloud/ also has client-ca.crt
+  client.crt client.key         a CONNECT client for trying things out
+
+Exit codes: 0 ok, 1 failure, 2 usage error.
+`;
+
+const list = (value: string | undefined, fallback: string[]): string[] =>
+  value === undefined ? fallback : value.split(',').map((s) => s.trim()).filter(Boolean);
+
+function days(value: string | undefined): number {
+  const n = Number(value ?? 2);
+  if (!(n > 0)) throw new UsageError(`--days: "${value}" is not a positive number`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      out: { type: 'string' },
+      dir: { type: 'string' },
+      'out-dir': { type: 'string' },
+      nodes: { type: 'string' },
+      node: { type: 'string' },
+      name: { type: 'string' },
+      'cloud-names': { type: 'string' },
+      'xds-names': { type: 'string' },
+      days: { type: 'string' },
+    },
+  });
+  switch (command) {
+    case 'init': {
+      if (!values.out) throw new UsageError('init needs --out DIR');
+      const edgeNodes = list(values.nodes, []);
+      process.stderr.write(`creating CAs and certificates for ${edgeNodes.length} edge node(s) in ${values.out}\n`);
+      await writeBundle({
+        out: values.out,
+        edgeNodes,
+        cloudNames: list(values['cloud-names'], ['cloud.edge-tunnel', '127.0.0.1']),
+        xdsNames: list(values['xds-names'], ['127.0.0.1']),
+        validDays: days(values.days),
+      });
+      process.stderr.write('done\n');
+      return;
+    }
+    case 'node': {
+      if (!values.dir || !values.node) throw new UsageError('node needs --dir DIR and --node NAME');
+      await writeEdgeCertificate(values.dir, await loadBundleAuthority(values.dir, 'ca'), values.node, days(values.days));
+      process.stderr.write(`wrote ${bundlePaths(values.dir).edgeDir(values.node)}\n`);
+      return;
+    }
+    case 'client': {
+      if (!values.dir || !values.name || !values['out-dir']) throw new UsageError('client needs --dir, --name and --out-dir');
+      const pem = await issue(await loadBundleAuthority(values.dir, 'clientCa'), { commonName: values.name, usage: 'client' }, days(values.days));
+      writeAtomically(`${values['out-dir']}/tls.key`, pem.key, 0o600);
+      writeAtomically(`${values['out-dir']}/tls.crt`, pem.cert);
+      process.stderr.write(`wrote ${values['out-dir']}/tls.crt and tls.key\n`);
+      return;
+    }
+    default:
+      throw new UsageError(command === undefined ? 'a command is required' : `unknown command "${command}"`);
+  }
+}
+
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(HELP);
+} else {
+  main(argv).catch((error: unknown) => {
+    process.stderr.write(`certs: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (error instanceof UsageError || (error instanceof TypeError && 'code' in error)) process.stderr.write(HELP);
+    process.exitCode = error instanceof UsageError || (error instanceof TypeError && 'code' in error) ? 2 : 1;
+  });
+}
