@@ -38,6 +38,12 @@ export interface TopologyOptions {
   readonly tls?: boolean;
   /** Where the certificates are written (default: `certs` in the run directory). */
   readonly certsDir?: string;
+  /** More `xds serve` flags (settings under test). */
+  readonly serveArgs?: readonly string[];
+  /** Fields merged into a node's nodes-file entry (podCIDRs, say). */
+  readonly nodeFields?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Entries appended to the nodes file as they are (cloud nodes, say). */
+  readonly extraNodes?: readonly Readonly<Record<string, unknown>>[];
 }
 
 /** The name edges require in the cloud Envoy's certificate. */
@@ -183,8 +189,9 @@ export class Topology {
       role: cloud.includes(name) ? 'cloud' : 'edge',
       addresses: [this.edge(name).address, this.ipv6Of(name), `${name}.edge.test`],
       kubeletPort: this.edge(name).kubelet.port,
+      ...this.options.nodeFields?.[name],
     }));
-    writeFileSync(this.nodesFile, stringify({ nodes: entries }));
+    writeFileSync(this.nodesFile, stringify({ nodes: [...entries, ...(this.options.extraNodes ?? [])] }));
   }
 
   /** An IPv6 documentation address (2001:db8::/32) the nodes file also gives a node. */
@@ -222,6 +229,7 @@ export class Topology {
               '--cloud-server-name', CLOUD_SERVER_NAME,
             ]
           : ['--insecure']),
+        ...(this.options.serveArgs ?? []),
       ],
       cwd: ROOT,
     });

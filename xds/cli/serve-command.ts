@@ -17,6 +17,10 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --connect-listen H:P     cloud Envoy's CONNECT listener (default ${fmt(DEFAULT_SETTINGS.connectListen)})
   --tunnels-per-cloud N    tunnels per edge per cloud Envoy, >= its --concurrency (default ${DEFAULT_SETTINGS.tunnelsPerCloud})
   --allowed-ports LIST     node ports reachable besides the kubelet's (default ${DEFAULT_SETTINGS.allowedPorts.join(',')})
+  --pod-ports LIST         pod ports reachable at pod IPs in edge nodes' pod CIDRs, for
+                           kube-apiserver's pod and service proxy (default: none)
+  --non-edge-nodes MODE    CONNECT to cloud nodes: refuse (default) or direct (the cloud Envoy
+                           dials their IP itself; allowlisted ports only)
   --tls-dir DIR            the xDS server's mutual TLS: tls.crt, tls.key and ca.crt (the CA of
                            proxy certificates); reloaded when the files change
   --cloud-tls-dir DIR      certificate directory on cloud Envoy hosts (default ${DEFAULT_TLS.cloudDir})
@@ -31,6 +35,11 @@ function fmt(a: { address: string; port: number }): string {
   return `${a.address}:${a.port}`;
 }
 
+function nonEdgeMode(value: string): Settings['nonEdgeNodes'] {
+  if (value !== 'refuse' && value !== 'direct') throw new UsageError(`--non-edge-nodes: "${value}" is not refuse or direct`);
+  return value;
+}
+
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -43,6 +52,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'connect-listen': { type: 'string' },
       'tunnels-per-cloud': { type: 'string' },
       'allowed-ports': { type: 'string' },
+      'pod-ports': { type: 'string' },
+      'non-edge-nodes': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'tls-dir': { type: 'string' },
       'cloud-tls-dir': { type: 'string' },
@@ -68,6 +79,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     ...(values['connect-listen'] && { connectListen: hostPort('connect-listen', values['connect-listen']) }),
     ...(values['tunnels-per-cloud'] && { tunnelsPerCloud: positiveInt('tunnels-per-cloud', values['tunnels-per-cloud']) }),
     ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),
+    ...(values['pod-ports'] && { podPorts: portList('pod-ports', values['pod-ports']) }),
+    ...(values['non-edge-nodes'] && { nonEdgeNodes: nonEdgeMode(values['non-edge-nodes']) }),
     tls,
   };
   const xdsListen = hostPort('listen', values.listen);

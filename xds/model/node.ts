@@ -14,6 +14,8 @@ export interface TunnelNode {
   readonly kubeletPort: number;
   readonly role: NodeRole;
   readonly labels: Readonly<Record<string, string>>;
+  /** The node's pod ranges (spec.podCIDRs): CONNECT to a pod IP in them goes down this node's tunnel. */
+  readonly podCIDRs: readonly string[];
 }
 
 /** A problem with one input item, named by a path such as `nodes[3].name`. */
@@ -60,7 +62,37 @@ export function validateNode(node: TunnelNode, path: string): InputError[] {
       errors.push({ path: `${path}.addresses[${i}]`, message: `"${address}" is not an IP address or host name` });
     }
   });
+  node.podCIDRs.forEach((cidr, i) => {
+    if (parseCidr(cidr) === undefined) errors.push({ path: `${path}.podCIDRs[${i}]`, message: `"${cidr}" is not a CIDR such as 10.244.1.0/24` });
+  });
   return errors;
+}
+
+export interface Cidr {
+  readonly family: 4 | 6;
+  /** IPv4 only: the first address as a number, and the prefix length. */
+  readonly base: number;
+  readonly prefix: number;
+}
+
+/** Parses an IPv4 or IPv6 CIDR; IPv6 ranges are recognised but carry no numeric base. */
+export function parseCidr(cidr: string): Cidr | undefined {
+  const [ip, bits, ...rest] = cidr.split('/');
+  const prefix = Number(bits);
+  if (rest.length > 0 || bits === undefined || !/^\d+$/.test(bits)) return undefined;
+  const family = isIP(ip);
+  if (family === 6) return prefix <= 128 ? { family, base: 0, prefix } : undefined;
+  if (family !== 4 || prefix > 32) return undefined;
+  const value = ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+  const size = 2 ** (32 - prefix);
+  return { family, base: value - (value % size), prefix };
+}
+
+function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== 4 || b.family !== 4) return false;
+  const aEnd = a.base + 2 ** (32 - a.prefix);
+  const bEnd = b.base + 2 ** (32 - b.prefix);
+  return a.base < bEnd && b.base < aEnd;
 }
 
 /**
@@ -84,6 +116,7 @@ export function validateNodes(
   const accepted: TunnelNode[] = [];
   const errors: InputError[] = [];
   const owners = new Map<string, string>();
+  const ranges: { cidr: Cidr; text: string; owner: string }[] = [];
   nodes.forEach((node, i) => {
     const path = pathOf(i);
     const own = validateNode(node, path);
@@ -93,11 +126,20 @@ export function validateNodes(
       const owner = owners.get(address.toLowerCase());
       if (owner !== undefined) own.push({ path: `${path}.addresses[${j}]`, message: `"${address}" is already claimed by ${owner}` });
     });
+    node.podCIDRs.forEach((text, j) => {
+      const cidr = parseCidr(text);
+      const clash = cidr && ranges.find((r) => cidrsOverlap(r.cidr, cidr));
+      if (clash) own.push({ path: `${path}.podCIDRs[${j}]`, message: `"${text}" overlaps ${clash.text} of ${clash.owner}` });
+    });
     if (own.length > 0) {
       errors.push(...own);
       return;
     }
     for (const host of routingHosts(node)) owners.set(host, `${path} (${node.name})`);
+    for (const text of node.podCIDRs) {
+      const cidr = parseCidr(text);
+      if (cidr) ranges.push({ cidr, text, owner: `${path} (${node.name})` });
+    }
     accepted.push(node);
   });
   return { nodes: accepted, errors };

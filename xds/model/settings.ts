@@ -48,6 +48,13 @@ export interface Settings {
   readonly tunnelPingIntervalSeconds: number;
   /** Mutual TLS everywhere; only an explicit insecure mode (`tls: undefined`) serves plaintext. */
   readonly tls: TlsSettings | undefined;
+  /** Pod ports reachable through an edge node's tunnel at pod IPs in its pod CIDRs (pod and service proxy); none by default. */
+  readonly podPorts: readonly number[];
+  /**
+   * CONNECT to a node that is not an edge node (a cloud node's name or address, allowlisted ports):
+   * 'refuse' answers 404 like any unknown destination; 'direct' lets the cloud Envoy dial it itself.
+   */
+  readonly nonEdgeNodes: 'refuse' | 'direct';
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -59,6 +66,8 @@ export const DEFAULT_SETTINGS: Settings = {
   edgeLocalAddress: '127.0.0.1',
   tunnelPingIntervalSeconds: 2,
   tls: DEFAULT_TLS,
+  podPorts: [],
+  nonEdgeNodes: 'refuse',
 };
 
 export function validateSettings(settings: Settings): InputError[] {
@@ -70,6 +79,10 @@ export function validateSettings(settings: Settings): InputError[] {
   port('tunnelDial.port', settings.tunnelDial.port);
   port('connectListen.port', settings.connectListen.port);
   settings.allowedPorts.forEach((p, i) => port(`allowedPorts[${i}]`, p));
+  settings.podPorts.forEach((p, i) => port(`podPorts[${i}]`, p));
+  if (settings.nonEdgeNodes !== 'refuse' && settings.nonEdgeNodes !== 'direct') {
+    errors.push({ path: 'nonEdgeNodes', message: `must be "refuse" or "direct", not "${String(settings.nonEdgeNodes)}"` });
+  }
   if (!Number.isInteger(settings.tunnelsPerCloud) || settings.tunnelsPerCloud < 1 || settings.tunnelsPerCloud > 64) {
     errors.push({ path: 'tunnelsPerCloud', message: `${settings.tunnelsPerCloud} must be a whole number from 1 to 64` });
   }

@@ -16,7 +16,7 @@ function capturingLogger(): { logger: pino.Logger; lines: () => { level: number;
   return { logger, lines: () => chunks.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string }) };
 }
 
-const node = (name: string): TunnelNode => ({ name, addresses: [], kubeletPort: 10250, role: 'edge', labels: {} });
+const node = (name: string): TunnelNode => ({ name, addresses: [], kubeletPort: 10250, role: 'edge', labels: {}, podCIDRs: [] });
 
 describe('ControlPlane', () => {
   it('publishes good nodes and reports the skipped ones', () => {

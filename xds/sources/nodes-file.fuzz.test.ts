@@ -183,6 +183,7 @@ const validNode: fc.Arbitrary<TunnelNode> = fc.record({
   kubeletPort: fc.integer({ min: 1, max: 65535 }),
   role: fc.constantFrom('edge' as const, 'cloud' as const),
   labels: fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 }), { maxKeys: 3, noNullPrototype: true }),
+  podCIDRs: fc.constant([] as string[]),
 }, { noNullPrototype: true });
 
 /** A change that makes any node invalid, whatever else it holds. */

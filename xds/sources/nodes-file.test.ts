@@ -123,13 +123,14 @@ describe('parseNodesFile', () => {
       'nodes.yaml',
     );
     const expected: TunnelNode[] = [
-      { name: 'node-a', addresses: [], kubeletPort: 10250, role: 'edge', labels: {} },
+      { name: 'node-a', addresses: [], kubeletPort: 10250, role: 'edge', labels: {}, podCIDRs: [] },
       {
         name: 'node-b',
         addresses: ['10.0.0.11', 'node-b.example.com'],
         kubeletPort: 10255,
         role: 'cloud',
         labels: { zone: 'a', 'topology.kubernetes.io/region': 'eu' },
+        podCIDRs: [],
       },
     ];
     assert.deepEqual(result, { nodes: expected, errors: [] });

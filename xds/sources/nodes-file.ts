@@ -25,7 +25,7 @@ export interface ParsedNodesFile {
   fatal?: string;
 }
 
-const ENTRY_KEYS: readonly string[] = ['name', 'addresses', 'kubeletPort', 'role', 'labels'];
+const ENTRY_KEYS: readonly string[] = ['name', 'addresses', 'kubeletPort', 'role', 'labels', 'podCIDRs'];
 
 /**
  * Parses a nodes file. Whole-file problems (YAML syntax, wrong shape, unknown top-level keys) are
@@ -126,6 +126,15 @@ function readEntry(value: unknown, path: string): TunnelNode | InputError[] {
     });
   }
 
+  const podCIDRs = field('podCIDRs') ?? [];
+  if (!Array.isArray(podCIDRs)) {
+    fail('podCIDRs', `must be a list of CIDRs, not ${describe(podCIDRs)}`);
+  } else {
+    podCIDRs.forEach((cidr: unknown, j) => {
+      if (typeof cidr !== 'string') fail(`podCIDRs[${j}]`, `must be a string, not ${describe(cidr)}`);
+    });
+  }
+
   const kubeletPort = field('kubeletPort') ?? DEFAULT_KUBELET_PORT;
   if (typeof kubeletPort !== 'number') fail('kubeletPort', `must be a number, not ${describe(kubeletPort)}`);
 
@@ -151,6 +160,7 @@ function readEntry(value: unknown, path: string): TunnelNode | InputError[] {
     errors.length > 0 ||
     typeof name !== 'string' ||
     !Array.isArray(addresses) ||
+    !Array.isArray(podCIDRs) ||
     typeof kubeletPort !== 'number' ||
     !isRole(role) ||
     !isPlainObject(labels)
@@ -165,6 +175,7 @@ function readEntry(value: unknown, path: string): TunnelNode | InputError[] {
     labels: Object.fromEntries(
       Object.entries(labels).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
     ),
+    podCIDRs: podCIDRs.filter((cidr: unknown): cidr is string => typeof cidr === 'string'),
   };
 }
 

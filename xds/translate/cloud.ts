@@ -5,13 +5,15 @@ import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/base.js';
 import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
 import type { AccessLog } from '../../envoy/generated/envoy/config/accesslog/v3/accesslog.js';
-import { HeaderValueOption_HeaderAppendAction } from '../../envoy/generated/envoy/config/core/v3/base.js';
 import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
 import { pack } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
 import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
+import { directVirtualHosts } from './direct.js';
+import { cloudPodVirtualHosts } from './pods.js';
+import { tunnelRoute } from './tunnel-route.js';
 import { EDGE_IDENTITY_URI_PREFIX, SECRETS, downstreamTls } from './tls.js';
 import { SubjectAltNameMatcher_SanType } from '../../envoy/generated/envoy/extensions/transport_sockets/tls/v3/common.js';
 
@@ -106,33 +108,10 @@ export function connectListener(settings: Settings): Any {
 /** One virtual host per edge node: its name and every address, each with each allowed port. */
 function nodeVirtualHostOf(node: TunnelNode, settings: Settings): DeepPartial<VirtualHost> {
   const ports = allowedPortsOf(node.kubeletPort, settings);
-  const hosts = routingHosts(node);
   return {
     name: nodeVirtualHost(node.name),
-    domains: hosts.flatMap((host) => ports.map((port) => authority(host, port))),
-    routes: [
-      {
-        match: { connectMatcher: {} },
-        route: { cluster: CLOUD.tunnelCluster, timeout: seconds(0) },
-        typedPerFilterConfig: {
-          'envoy.filters.http.header_mutation': pack(
-            'envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute',
-            {
-              mutations: {
-                requestMutations: [
-                  {
-                    append: {
-                      header: { key: TUNNEL_NODE_HEADER, value: node.name },
-                      appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
-                    },
-                  },
-                ],
-              },
-            },
-          ),
-        },
-      },
-    ],
+    domains: routingHosts(node).flatMap((host) => ports.map((port) => authority(host, port))),
+    routes: [tunnelRoute(node.name)],
   };
 }
 
@@ -161,10 +140,15 @@ function refuseEverythingElse(): DeepPartial<VirtualHost> {
   };
 }
 
-export function connectRoutes(edgeNodes: readonly TunnelNode[], settings: Settings): Any {
+export function connectRoutes(edgeNodes: readonly TunnelNode[], cloudNodes: readonly TunnelNode[], settings: Settings): Any {
   return pack('envoy.config.route.v3.RouteConfiguration', {
     name: CLOUD.connectRoutes,
-    virtualHosts: [...edgeNodes.map((node) => nodeVirtualHostOf(node, settings)), refuseEverythingElse()],
+    virtualHosts: [
+      ...edgeNodes.map((node) => nodeVirtualHostOf(node, settings)),
+      ...cloudPodVirtualHosts(edgeNodes, settings.podPorts),
+      ...(settings.nonEdgeNodes === 'direct' ? directVirtualHosts(cloudNodes, settings) : []),
+      refuseEverythingElse(),
+    ],
   });
 }
 

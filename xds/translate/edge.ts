@@ -12,6 +12,8 @@ import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { adsConfigSource, routerFilter, seconds, singleEndpointCluster } from './common.js';
 import { EDGE, localPortCluster } from './names.js';
 import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
+import { podVirtualHosts } from './pods.js';
+import { Cluster_DiscoveryType, Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
 import { isIP } from 'node:net';
 
 /** The reverse-connection address: rc://<node>:<cluster>:<tenant>@<cloud cluster>:<tunnels per cloud host>. */
@@ -78,7 +80,34 @@ export function localRoutes(node: TunnelNode, settings: Settings): Any {
   const ports = allowedPortsOf(node.kubeletPort, settings);
   return pack('envoy.config.route.v3.RouteConfiguration', {
     name: EDGE.localRoutes,
-    virtualHosts: [...ports.map(localPortVirtualHost), refuseOtherPorts()],
+    virtualHosts: [...ports.map(localPortVirtualHost), ...edgePodVirtualHosts(node, settings), refuseOtherPorts()],
+  });
+}
+
+/**
+ * The edge's own check for pod traffic: only its own pod ranges and the allowlisted pod ports; the
+ * CONNECT is terminated here and the pod dialed at the address the (checked) authority names.
+ */
+function edgePodVirtualHosts(node: TunnelNode, settings: Settings): DeepPartial<VirtualHost>[] {
+  return podVirtualHosts([node], settings.podPorts, (_node, match) => ({
+    match,
+    route: { cluster: EDGE.podCluster, timeout: seconds(0), upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] },
+  }));
+}
+
+/** Needed only when the node has routable pod ranges and pod ports are allowlisted. */
+export function hasPodRoutes(node: TunnelNode, settings: Settings): boolean {
+  return edgePodVirtualHosts(node, settings).length > 0;
+}
+
+/** Dials the address in the CONNECT authority, which the pod routes have already checked. */
+export function podCluster(): Any {
+  return pack('envoy.config.cluster.v3.Cluster', {
+    name: EDGE.podCluster,
+    type: Cluster_DiscoveryType.ORIGINAL_DST,
+    lbPolicy: Cluster_LbPolicy.CLUSTER_PROVIDED,
+    connectTimeout: seconds(2),
+    originalDstLbConfig: { useHttpHeader: true, httpHeaderName: ':authority' },
   });
 }
 

@@ -5,12 +5,16 @@ export const CLOUD = {
   connectListener: 'connect_egress',
   connectRoutes: 'connect_routes',
   tunnelCluster: 'edge_tunnels',
+  /** Only with nonEdgeNodes: direct. */
+  directCluster: 'direct_to_cloud_nodes',
 } as const;
 
 export const EDGE = {
   tunnelListener: 'reverse_tunnel',
   localRoutes: 'local_ports',
   cloudCluster: 'cloud_tunnel',
+  /** Dials pods at the address a checked CONNECT authority names. */
+  podCluster: 'local_pods',
   /** Tunnel ids carry a cluster id and a tenant; edge-tunnel uses one of each. */
   tunnelClusterId: 'edge',
   tunnelTenant: 'default',

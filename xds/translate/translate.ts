@@ -7,7 +7,8 @@ import { validateNodes, type InputError, type TunnelNode } from '../model/node.j
 import { allowedPortsOf, validateSettings, type Settings, type TlsSettings } from '../model/settings.js';
 import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
 import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
-import { cloudCluster, localPortClusterOf, localRoutes, tunnelListener } from './edge.js';
+import { directCluster } from './direct.js';
+import { cloudCluster, hasPodRoutes, localPortClusterOf, podCluster, localRoutes, tunnelListener } from './edge.js';
 import { CLOUD, EDGE, localPortCluster } from './names.js';
 
 /** Resources of one proxy (or of every cloud proxy): type URL → resource name → packed resource. */
@@ -57,13 +58,14 @@ function edgeSecrets(tls: TlsSettings, node: string): Entry[] {
   ];
 }
 
-function cloudResources(edgeNodes: readonly TunnelNode[], settings: Settings): ResourceSet {
+function cloudResources(edgeNodes: readonly TunnelNode[], cloudNodes: readonly TunnelNode[], settings: Settings): ResourceSet {
   return resourceSet([
     ...(settings.tls ? cloudSecrets(settings.tls) : []),
     [XdsType.cluster, CLOUD.tunnelCluster, tunnelCluster()],
+    ...(settings.nonEdgeNodes === 'direct' ? [[XdsType.cluster, CLOUD.directCluster, directCluster()] as Entry] : []),
     [XdsType.listener, CLOUD.handshakeListener, handshakeListener(settings)],
     [XdsType.listener, CLOUD.connectListener, connectListener(settings)],
-    [XdsType.route, CLOUD.connectRoutes, connectRoutes(edgeNodes, settings)],
+    [XdsType.route, CLOUD.connectRoutes, connectRoutes(edgeNodes, cloudNodes, settings)],
   ]);
 }
 
@@ -73,6 +75,7 @@ function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
     ...(settings.tls ? edgeSecrets(settings.tls, node.name) : []),
     [XdsType.cluster, EDGE.cloudCluster, cloudCluster(settings)],
     ...ports.map((port): Entry => [XdsType.cluster, localPortCluster(port), localPortClusterOf(port, settings)]),
+    ...(hasPodRoutes(node, settings) ? [[XdsType.cluster, EDGE.podCluster, podCluster()] as Entry] : []),
     [XdsType.listener, EDGE.tunnelListener, tunnelListener(node, settings)],
     [XdsType.route, EDGE.localRoutes, localRoutes(node, settings)],
   ]);
@@ -83,10 +86,12 @@ export function translate(nodes: readonly TunnelNode[], settings: Settings): Tra
   if (settingsErrors.length > 0) return { ok: false, errors: settingsErrors };
   const { nodes: valid, errors } = validateNodes(nodes);
   // Sorted by name so that the order nodes arrive in never changes a byte of the output.
-  const edgeNodes = valid.filter((n) => n.role === 'edge').sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const byName = (a: TunnelNode, b: TunnelNode): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const edgeNodes = valid.filter((n) => n.role === 'edge').sort(byName);
+  const cloudNodes = valid.filter((n) => n.role === 'cloud').sort(byName);
   return {
     ok: true,
-    cloud: cloudResources(edgeNodes, settings),
+    cloud: cloudResources(edgeNodes, cloudNodes, settings),
     edges: new Map(edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
     errors,
   };

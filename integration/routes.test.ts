@@ -1,0 +1,64 @@
+// Settings that widen what the CONNECT proxy reaches, against real Envoys: pod IPs in an edge node's
+// pod CIDR (kube-apiserver's pod and service proxy) and direct routes to cloud nodes. Both stay
+// bounded: only allowlisted ports, only known ranges and nodes.
+
+import assert from 'node:assert/strict';
+import { after, before, describe } from 'node:test';
+import { freePort, httpsThroughTunnel, startStandInKubelet, type StandInKubelet } from './harness/index.js';
+import { Topology, stepsWithLogs } from './topology.js';
+
+describe('pod CIDR and direct routes through real Envoys', { concurrency: false }, () => {
+  let topology: Topology;
+  let pod: StandInKubelet;
+  let cloudNode: StandInKubelet;
+  let otherPod: StandInKubelet;
+  let podPort: number;
+  const step = stepsWithLogs(() => topology);
+
+  // node-a's pods live in 127.0.101.0/24 (loopback, so the edge Envoy can dial them on this host).
+  const POD_IP = '127.0.101.7';
+
+  before(async () => {
+    podPort = await freePort(POD_IP);
+    pod = await startStandInKubelet({ node: 'pod-on-node-a', host: POD_IP, port: podPort });
+    otherPod = await startStandInKubelet({ node: 'pod-elsewhere', host: '127.0.102.7', port: podPort });
+    cloudNode = await startStandInKubelet({ node: 'cloud-1' });
+    topology = await Topology.start({
+      nodes: ['node-a', 'node-b'],
+      serveArgs: ['--pod-ports', String(podPort), '--non-edge-nodes', 'direct'],
+      nodeFields: { 'node-a': { podCIDRs: ['127.0.101.0/24'] }, 'node-b': { podCIDRs: ['127.0.103.0/25'] } },
+      extraNodes: [{ name: 'cloud-1', role: 'cloud', addresses: ['127.0.0.1'], kubeletPort: cloudNode.port }],
+    });
+    await topology.waitReachable('node-a', 10_000);
+  });
+  after(async () => {
+    await topology?.stop();
+    await Promise.all([pod, otherPod, cloudNode].map((s) => s?.close()));
+  });
+
+  async function get(target: string): Promise<{ status: number; body?: string }> {
+    const result = await topology.connect(target);
+    if (result.status !== 200) {
+      result.socket.destroy();
+      return { status: result.status };
+    }
+    const response = await httpsThroughTunnel(result.socket, { method: 'GET', path: '/' });
+    return { status: result.status, body: response.body.toString() };
+  }
+
+  step("CONNECT to a pod IP in node-a's pod CIDR reaches the pod through node-a's tunnel", async () => {
+    assert.deepEqual(await get(`${POD_IP}:${podPort}`), { status: 200, body: 'kubelet pod-on-node-a\n' });
+  });
+
+  step('pod IPs outside every pod CIDR, or ports off the pod allowlist, are refused', async () => {
+    assert.equal((await get(`127.0.102.7:${podPort}`)).status, 404, 'a live server outside any pod CIDR is not reachable');
+    assert.equal((await get(`${POD_IP}:${topology.kubeletPort('node-a')}`)).status, 404, 'a pod IP with a non-pod port');
+    assert.equal((await get('127.0.103.200:' + podPort)).status, 404, "outside node-b's /25");
+  });
+
+  step('a cloud node is reached directly, on its allowlisted port only', async () => {
+    assert.deepEqual(await get(`cloud-1:${cloudNode.port}`), { status: 200, body: 'kubelet cloud-1\n' });
+    assert.deepEqual(await get(`127.0.0.1:${cloudNode.port}`), { status: 200, body: 'kubelet cloud-1\n' });
+    assert.equal((await get(`cloud-1:${topology.connectPort}`)).status, 404);
+  });
+});
