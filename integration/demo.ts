@@ -55,7 +55,7 @@ async function main(): Promise<void> {
 edge-tunnel demo is up.
 
   started:
-${topology.processes.handles.map((h) => `    ${h.name.padEnd(14)} pid ${String(h.pid).padEnd(8)} log ${h.logFile}`).join('\n')}
+${topology.describeProcesses()}
     kubelets       node-a on 127.0.0.1:${topology.kubeletPort('node-a')}, node-b on 127.0.0.1:${topology.kubeletPort('node-b')} (stand-ins, HTTPS)
   nodes file:      ${topology.nodesFile}   (edit it: changes apply live)
   CONNECT proxy:   https://127.0.0.1:${connectPort} (mutual TLS: a client certificate from ${certs.clientCa} is required)

@@ -2,7 +2,7 @@
 // Envoy, one edge Envoy and one stand-in kubelet per edge node. Shared by the integration tests and
 // `make demo`, so the demo runs exactly what the tests check.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { it, type TestContext } from 'node:test';
@@ -44,6 +44,11 @@ export interface TopologyOptions {
   readonly nodeFields?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** Entries appended to the nodes file as they are (cloud nodes, say). */
   readonly extraNodes?: readonly Readonly<Record<string, unknown>>[];
+  /**
+   * Watch Node objects through this kubeconfig instead of a nodes file; the kubelets are then real
+   * (kwok, started by the caller) and `kubeletPorts` must name each node's port.
+   */
+  readonly kubeconfig?: string;
 }
 
 /** The name edges require in the cloud Envoy's certificate. */
@@ -52,7 +57,9 @@ export const CLOUD_SERVER_NAME = 'cloud.edge-tunnel';
 interface EdgeState {
   /** A TEST-NET address assigned to no interface: only the tunnel can reach the node by it. */
   readonly address: string;
-  readonly kubelet: StandInKubelet;
+  /** The stand-in kubelet, unless the topology uses real (kwok) kubelets. */
+  readonly kubelet?: StandInKubelet;
+  readonly kubeletPort: number;
   readonly adminPort: number;
   readonly baseId: number;
   readonly configPath: string;
@@ -138,7 +145,7 @@ export class Topology {
   }
 
   kubeletPort(node: string): number {
-    return this.edge(node).kubelet.port;
+    return this.edge(node).kubeletPort;
   }
 
   private async boot(): Promise<void> {
@@ -149,11 +156,12 @@ export class Topology {
       connect: this.options.connectPort ?? (await freePort()),
       cloudAdmin: await freePort(),
     };
-    if (this.tls) {
+    // A caller that needs the certificates first (kube-apiserver's egress client) writes them itself.
+    if (this.tls && !existsSync(bundlePaths(this.certs).ca)) {
       await writeBundle({ out: this.certs, edgeNodes: [], cloudNames: [CLOUD_SERVER_NAME, '127.0.0.1'], xdsNames: ['127.0.0.1'] });
     }
     for (const node of this.options.nodes) await this.addEdge(node);
-    this.writeNodes(this.options.nodes);
+    if (!this.options.kubeconfig) this.writeNodes(this.options.nodes);
     await this.startXds();
     await this.startCloud();
     for (const node of this.options.nodes) await this.startEdge(node);
@@ -161,7 +169,10 @@ export class Topology {
 
   /** Prepares an edge node (kubelet and bootstrap) without listing it or starting its Envoy. */
   async addEdge(node: string): Promise<void> {
-    const kubelet = await startStandInKubelet({ node, port: this.options.kubeletPorts?.[node] ?? 0 });
+    const wantedPort = this.options.kubeletPorts?.[node];
+    if (this.options.kubeconfig && wantedPort === undefined) throw new Error(`kubeletPorts must name ${node}'s kubelet port`);
+    const kubelet = this.options.kubeconfig ? undefined : await startStandInKubelet({ node, port: wantedPort ?? 0 });
+    const kubeletPort = kubelet?.port ?? wantedPort ?? 0;
     const adminPort = await freePort();
     if (this.tls) await this.issueEdgeCertificate(node);
     const configPath = writeBootstrap({
@@ -174,7 +185,7 @@ export class Topology {
       tls: this.tls ? { dir: bundlePaths(this.certs).edgeDir(node), serverName: '127.0.0.1' } : undefined,
     });
     const address = `192.0.2.${this.edges.size + 11}`;
-    this.edges.set(node, { address, kubelet, adminPort, configPath, baseId: this.nextBaseId++ });
+    this.edges.set(node, { address, kubelet, kubeletPort, adminPort, configPath, baseId: this.nextBaseId++ });
   }
 
   /** Issues (again, for rotation) a node's certificate, signed by the topology's CA. */
@@ -188,7 +199,7 @@ export class Topology {
       name,
       role: cloud.includes(name) ? 'cloud' : 'edge',
       addresses: [this.edge(name).address, this.ipv6Of(name), `${name}.edge.test`],
-      kubeletPort: this.edge(name).kubelet.port,
+      kubeletPort: this.edge(name).kubeletPort,
       ...this.options.nodeFields?.[name],
     }));
     writeFileSync(this.nodesFile, stringify({ nodes: [...entries, ...(this.options.extraNodes ?? [])] }));
@@ -214,7 +225,7 @@ export class Topology {
       command: process.execPath,
       args: [
         '--import', 'tsx', join(ROOT, 'xds/cli/main.ts'), 'serve',
-        '--nodes-file', this.nodesFile,
+        ...(this.options.kubeconfig ? ['--kubeconfig', this.options.kubeconfig] : ['--nodes-file', this.nodesFile]),
         '--listen', `127.0.0.1:${this.ports.xds}`,
         '--admin', `127.0.0.1:${this.ports.xdsAdmin}`,
         '--tunnel-listen', `127.0.0.1:${this.ports.tunnel}`,
@@ -311,10 +322,19 @@ export class Topology {
     }, { timeoutMs, intervalMs: 100 });
   }
 
+  /** One line per process started: name, pid and log file. */
+  describeProcesses(): string {
+    return processLines(this.processes.handles);
+  }
+
   async stop(): Promise<void> {
     await this.processes.stopAll();
-    await Promise.all([...this.edges.values()].map((e) => e.kubelet.close()));
+    await Promise.all([...this.edges.values()].map((e) => e.kubelet?.close()));
   }
+}
+
+export function processLines(handles: readonly ProcessHandle[]): string {
+  return handles.map((h) => `    ${h.name.padEnd(16)} pid ${String(h.pid).padEnd(8)} log ${h.logFile}`).join('\n');
 }
 
 /**

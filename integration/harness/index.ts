@@ -46,3 +46,4 @@ export {
   type PresentedCertificateOptions,
   type SessionResponse,
 } from './certificates.js';
+export { createPodNetwork, type PodNetwork } from './netns.js';

@@ -1,7 +1,11 @@
 // `xds serve`: runs the control plane until SIGINT/SIGTERM.
 
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_EDGE_SELECTOR, KubernetesNodeSource } from '../sources/kubernetes.js';
+import type { NodeSource } from '../sources/source.js';
 import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '../model/settings.js';
 import { NodesFileSource } from '../sources/nodes-file.js';
 import { serve } from '../server/serve.js';
@@ -9,7 +13,12 @@ import { UsageError, hostPort, portList, positiveInt } from './args.js';
 
 export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
 
-  --nodes-file PATH        YAML list of nodes, watched for changes (required)
+  --nodes-file PATH        YAML list of nodes, watched for changes
+  --kubeconfig PATH        watch Node objects through this kubeconfig instead
+  --in-cluster             watch Node objects with the pod's ServiceAccount instead
+  --edge-selector SEL      label selector of edge nodes among the Node objects
+                           (default ${DEFAULT_EDGE_SELECTOR}; OpenYurt: openyurt.io/is-edge-worker=true)
+                           exactly one of --nodes-file, --kubeconfig, --in-cluster
   --listen HOST:PORT       ADS gRPC address              (default 127.0.0.1:18000)
   --admin HOST:PORT        admin: /healthz /metrics /dump (default 127.0.0.1:18001)
   --tunnel-listen H:P      cloud Envoy's tunnel handshake listener (default ${fmt(DEFAULT_SETTINGS.tunnelListen)})
@@ -35,6 +44,25 @@ function fmt(a: { address: string; port: number }): string {
   return `${a.address}:${a.port}`;
 }
 
+function nodeSource(
+  values: { 'nodes-file'?: string; kubeconfig?: string; 'in-cluster'?: boolean; 'edge-selector'?: string },
+  logger: Logger,
+  registry: Registry,
+): NodeSource {
+  if (values['nodes-file'] !== undefined) {
+    return new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) });
+  }
+  const kubeConfig = new KubeConfig();
+  if (values.kubeconfig !== undefined) kubeConfig.loadFromFile(values.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  return new KubernetesNodeSource({
+    kubeConfig,
+    logger: logger.child({ component: 'kubernetes' }),
+    edgeSelector: values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR,
+    registry,
+  });
+}
+
 function nonEdgeMode(value: string): Settings['nonEdgeNodes'] {
   if (value !== 'refuse' && value !== 'direct') throw new UsageError(`--non-edge-nodes: "${value}" is not refuse or direct`);
   return value;
@@ -45,6 +73,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     args: argv,
     options: {
       'nodes-file': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'in-cluster': { type: 'boolean', default: false },
+      'edge-selector': { type: 'string' },
       listen: { type: 'string', default: '127.0.0.1:18000' },
       admin: { type: 'string', default: '127.0.0.1:18001' },
       'tunnel-listen': { type: 'string' },
@@ -62,7 +93,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       insecure: { type: 'boolean', default: false },
     },
   });
-  if (!values['nodes-file']) throw new UsageError('--nodes-file is required');
+  const sources = [values['nodes-file'] !== undefined, values.kubeconfig !== undefined, values['in-cluster']].filter(Boolean).length;
+  if (sources !== 1) throw new UsageError('give exactly one of --nodes-file, --kubeconfig, --in-cluster');
   if (!values['tls-dir'] && !values.insecure) throw new UsageError('--tls-dir is required (or --insecure to run without TLS)');
   if (values['tls-dir'] && values.insecure) throw new UsageError('--tls-dir and --insecure exclude each other');
   const tls: TlsSettings | undefined = values.insecure
@@ -86,8 +118,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const xdsListen = hostPort('listen', values.listen);
   const admin = hostPort('admin', values.admin);
   const logger = pino({ level: values['log-level'], base: { component: 'xds' } });
+  const registry = new Registry();
   const running = await serve({
-    source: new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) }),
+    source: nodeSource(values, logger, registry),
+    registry,
     settings,
     logger,
     xdsListen: `${xdsListen.address}:${xdsListen.port}`,

@@ -25,6 +25,8 @@ export interface ServeOptions {
   readonly adminPort: number;
   /** The xDS server's own TLS directory (tls.crt, tls.key, ca.crt); undefined only in insecure mode. */
   readonly tlsDir: string | undefined;
+  /** Metrics registry shared with the source (a new one when omitted). */
+  readonly registry?: Registry;
 }
 
 export interface RunningServer {
@@ -35,7 +37,7 @@ export interface RunningServer {
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { logger, settings } = options;
-  const registry = new Registry();
+  const registry = options.registry ?? new Registry();
   collectDefaultMetrics({ register: registry });
   const cache = new SnapshotCache();
   const ledger = new Ledger();

@@ -8,6 +8,7 @@ import type { TunnelNode } from '../model/node.js';
 import { NodesFileSource, parseNodesFile } from './nodes-file.js';
 import type { SourceLogger } from './source.js';
 import type { TimerFunctions } from './watch-file.js';
+import { CapturingLogger } from './testing.js';
 
 // Compile-time check that a pino logger can be handed to a source as is.
 const pinoFits: SourceLogger = pino({ level: 'silent' });
@@ -17,28 +18,6 @@ void pinoFits;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-interface LogEntry {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly obj: object;
-  readonly msg: string;
-}
-
-class CapturingLogger implements SourceLogger {
-  readonly entries: LogEntry[] = [];
-  info(obj: object, msg: string): void {
-    this.entries.push({ level: 'info', obj, msg });
-  }
-  warn(obj: object, msg: string): void {
-    this.entries.push({ level: 'warn', obj, msg });
-  }
-  error(obj: object, msg: string): void {
-    this.entries.push({ level: 'error', obj, msg });
-  }
-  /** Everything logged at `level`, flattened to one searchable string per entry. */
-  text(level: LogEntry['level']): string[] {
-    return this.entries.filter((e) => e.level === level).map((e) => `${e.msg} ${JSON.stringify(e.obj)}`);
-  }
-}
 
 /** Timers that only fire when told to, so a test decides when the debounce ends. */
 class FakeTimers implements TimerFunctions {

@@ -1,0 +1,42 @@
+# edge-tunnel: one image for the xDS server (`xds serve`), the bootstrap init step (`agent-bootstrap`)
+# and the certificate tool (`certs`). Envoy itself runs from the official envoyproxy/envoy image.
+#
+#   docker build -t edge-tunnel:latest .
+#   docker run --rm edge-tunnel:latest dist/xds/cli/main.js --help
+#
+# The manifests in k8s/ run it as `node dist/xds/cli/main.js serve ...` and
+# `node dist/agent-bootstrap/cli.js edge|cloud ...` from /app.
+
+# --- build: compile TypeScript with the dev dependencies -------------------------------------------
+FROM node:20 AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+# Only what runs in a cluster (integration/ and bench/, also in tsconfig.json, are left out: nothing
+# here imports them). Compiled tests and source maps are dropped after the type check.
+COPY xds ./xds
+COPY agent-bootstrap ./agent-bootstrap
+COPY envoy ./envoy
+COPY certs ./certs
+RUN npx tsc -p tsconfig.json \
+ && find dist \( -name '*.test.js' -o -name '*.js.map' \) -delete
+
+# --- production dependencies only -------------------------------------------------------------------
+FROM node:20 AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+# --- runtime ----------------------------------------------------------------------------------------
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+# package.json carries "type": "module": the compiled files are ES modules.
+COPY --from=deps /src/package.json ./package.json
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+# The image's `node` user (uid 1000), numeric so that runAsNonRoot can check it.
+USER 1000:1000
+ENTRYPOINT ["node"]
+CMD ["dist/xds/cli/main.js", "--help"]

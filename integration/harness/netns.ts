@@ -1,0 +1,50 @@
+// A pod network for tests: a network namespace holding one pod IP, joined to this host by a veth pair
+// and a host route. The pod's server runs inside the namespace, so the IP answers only there, the way
+// a pod IP answers only on its node. Needs root (the tests and CI run as root).
+
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+async function ip(...args: string[]): Promise<void> {
+  await run('ip', args).catch((error: { stderr?: string }) => {
+    throw new Error(`ip ${args.join(' ')}: ${error.stderr?.trim() ?? String(error)}`);
+  });
+}
+
+export interface PodNetwork {
+  readonly namespace: string;
+  readonly podIp: string;
+  /** The command prefix that runs a program inside the namespace. */
+  readonly exec: readonly string[];
+  remove(): Promise<void>;
+}
+
+export async function createPodNetwork(podIp: string): Promise<PodNetwork> {
+  const id = randomBytes(3).toString('hex');
+  const namespace = `et-pod-${id}`;
+  const [host, pod] = [`eth${id}h`, `eth${id}p`];
+  await ip('netns', 'add', namespace);
+  const remove = async (): Promise<void> => {
+    await run('ip', ['netns', 'delete', namespace]).catch(() => undefined);
+    await run('ip', ['link', 'delete', host]).catch(() => undefined);
+  };
+  try {
+    await ip('link', 'add', host, 'type', 'veth', 'peer', 'name', pod);
+    await ip('link', 'set', pod, 'netns', namespace);
+    await ip('link', 'set', host, 'up');
+    await ip('route', 'add', `${podIp}/32`, 'dev', host);
+    const inside = (...args: string[]): Promise<void> => ip('netns', 'exec', namespace, 'ip', ...args);
+    await inside('link', 'set', 'lo', 'up');
+    await inside('link', 'set', pod, 'up');
+    await inside('addr', 'add', `${podIp}/32`, 'dev', pod);
+    // Replies leave by the veth whatever the source: the host answers ARP for its own addresses.
+    await inside('route', 'add', 'default', 'dev', pod);
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { namespace, podIp, exec: ['ip', 'netns', 'exec', namespace], remove };
+}

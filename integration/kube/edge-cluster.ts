@@ -1,0 +1,224 @@
+// edge-tunnel in front of a real Kubernetes control plane: kube-apiserver's egress goes through the
+// cloud Envoy, the xDS server watches Node objects, and each edge node is a kwok kubelet behind its own
+// edge Envoy. The node addresses are TEST-NET addresses assigned to nothing: only the tunnels reach
+// them. Shared by the end-to-end test and `make demo-k8s`.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle } from '../../certs/bundle.js';
+import { issue } from '../../certs/issue.js';
+import {
+  createPodNetwork,
+  freePort,
+  runDir,
+  startStandInKubelet,
+  waitFor,
+  type PodNetwork,
+  type ProcessHandle,
+  type StandInKubelet,
+} from '../harness/index.js';
+import { CLOUD_SERVER_NAME, Topology, processLines } from '../topology.js';
+import { KubeCluster } from './cluster.js';
+import { startKwok } from './kwok.js';
+
+const HARNESS = join(import.meta.dirname, '..', 'harness');
+
+export const EDGE_LABEL = 'node-role.kubernetes.io/edge';
+export const POD_PORT = 8443;
+
+export interface EdgeNodeSpec {
+  readonly name: string;
+  readonly ip: string;
+  /** Loopback range for the node's pods, so the edge Envoy can dial them on this host. */
+  readonly podCIDR: string;
+  /** Addresses the node may move to during a test (its kubelet certificate names them too). */
+  readonly laterIps?: readonly string[];
+}
+
+interface EdgeNodeState {
+  readonly spec: EdgeNodeSpec;
+  readonly kubeletPort: number;
+  readonly logsFile: string;
+  readonly portForwardTarget: StandInKubelet;
+  kwok?: ProcessHandle;
+}
+
+export class EdgeCluster {
+  readonly topology: Topology;
+  readonly cluster: KubeCluster;
+  private readonly nodes: Map<string, EdgeNodeState>;
+  private readonly podNetworks: PodNetwork[] = [];
+
+  private constructor(topology: Topology, cluster: KubeCluster, nodes: Map<string, EdgeNodeState>) {
+    this.topology = topology;
+    this.cluster = cluster;
+    this.nodes = nodes;
+  }
+
+  static async start(options: { nodes: readonly EdgeNodeSpec[]; dir?: string; connectPort?: number; certsDir?: string }): Promise<EdgeCluster> {
+    const dir = options.dir ?? runDir();
+    const certs = options.certsDir ?? join(dir, 'certs');
+    const connectPort = options.connectPort ?? (await freePort());
+    await writeBundle({ out: certs, edgeNodes: [], cloudNames: [CLOUD_SERVER_NAME, '127.0.0.1'], xdsNames: ['127.0.0.1'] });
+    const paths = bundlePaths(certs);
+    // kube-apiserver's egress client certificate, from the CONNECT client CA.
+    const apiserverClient = await issue(await loadBundleAuthority(certs, 'clientCa'), { commonName: 'kube-apiserver', usage: 'client' });
+    const egressDir = join(dir, 'apiserver-egress');
+    writeAtomically(join(egressDir, 'tls.crt'), apiserverClient.cert);
+    writeAtomically(join(egressDir, 'tls.key'), apiserverClient.key, 0o600);
+    const cluster = await KubeCluster.start({
+      dir: join(dir, 'cluster'),
+      egress: { url: `https://127.0.0.1:${connectPort}`, caFile: paths.ca, clientCertFile: join(egressDir, 'tls.crt'), clientKeyFile: join(egressDir, 'tls.key') },
+      kubeletCaFile: paths.ca,
+    });
+    const nodes = new Map<string, EdgeNodeState>();
+    let topology: Topology | undefined;
+    try {
+      for (const spec of options.nodes) {
+        const logsFile = join(dir, `${spec.name}-container.log`);
+        writeFileSync(logsFile, criLine(`hello from a pod on ${spec.name}`));
+        const portForwardTarget = await startStandInKubelet({ node: `${spec.name}-forwarded` });
+        nodes.set(spec.name, { spec, kubeletPort: await freePort(), logsFile, portForwardTarget });
+      }
+      const edgeCluster = (t: Topology): EdgeCluster => new EdgeCluster(t, cluster, nodes);
+      for (const state of nodes.values()) await cluster.apply(nodeObject(state.spec));
+      topology = await Topology.start({
+        nodes: options.nodes.map((n) => n.name),
+        kubeconfig: cluster.kubeconfig,
+        kubeletPorts: Object.fromEntries([...nodes].map(([name, s]) => [name, s.kubeletPort])),
+        connectPort,
+        certsDir: certs,
+        serveArgs: ['--pod-ports', String(POD_PORT)],
+        dir,
+      });
+      const result = edgeCluster(topology);
+      for (const name of nodes.keys()) await result.startKubelet(name);
+      return result;
+    } catch (error) {
+      process.stderr.write(cluster.processes.describeFailure());
+      await topology?.stop();
+      await cluster.stop();
+      await Promise.all([...nodes.values()].map((n) => n.portForwardTarget.close()));
+      throw error;
+    }
+  }
+
+  spec(node: string): EdgeNodeSpec {
+    const state = this.nodes.get(node);
+    if (!state) throw new Error(`no edge node ${node}`);
+    return state.spec;
+  }
+
+  logsFile(node: string): string {
+    return this.state(node).logsFile;
+  }
+
+  portForwardTarget(node: string): StandInKubelet {
+    return this.state(node).portForwardTarget;
+  }
+
+  private state(node: string): EdgeNodeState {
+    const state = this.nodes.get(node);
+    if (!state) throw new Error(`no edge node ${node}`);
+    return state;
+  }
+
+  /** Starts kwok as the node's kubelet, with a serving certificate naming the node's addresses. */
+  async startKubelet(node: string): Promise<void> {
+    const state = this.state(node);
+    const certDir = join(this.topology.dir, `kubelet-${node}`);
+    mkdirSync(certDir, { recursive: true });
+    const pem = await issue(await loadBundleAuthority(this.topology.certs, 'ca'), {
+      commonName: `kubelet ${node}`,
+      ipAddresses: [state.spec.ip, ...(state.spec.laterIps ?? [])],
+      dnsNames: [node],
+      usage: 'server',
+    });
+    writeAtomically(join(certDir, 'tls.crt'), pem.cert);
+    writeAtomically(join(certDir, 'tls.key'), pem.key, 0o600);
+    state.kwok = await startKwok(this.topology.processes, {
+      node,
+      nodeIp: state.spec.ip,
+      port: state.kubeletPort,
+      kubeconfig: this.cluster.kubeconfig,
+      dir: certDir,
+      certFile: join(certDir, 'tls.crt'),
+      keyFile: join(certDir, 'tls.key'),
+      logsFile: state.logsFile,
+      portForwardTarget: { address: '127.0.0.1', port: state.portForwardTarget.port },
+    });
+    await waitFor(`${node} Ready`, async () => {
+      const { stdout } = await this.cluster.kubectl(['get', 'node', node, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']).catch(() => ({ stdout: '' }));
+      return stdout === 'True';
+    }, { timeoutMs: 30_000 });
+  }
+
+  /**
+   * Creates a Running pod on the node and serves it: a stand-in server at the pod IP on POD_PORT,
+   * inside a network namespace of its own (kube-apiserver refuses to proxy to loopback pod IPs, and a
+   * pod IP should answer only where the pod runs).
+   */
+  async runPod(node: string, name: string): Promise<{ ip: string }> {
+    await this.cluster.apply(podObject(name, node));
+    const ip = await waitFor(`pod ${name} running with an IP`, async () => {
+      const { stdout } = await this.cluster.kubectl(['get', 'pod', name, '-o', 'jsonpath={.status.phase} {.status.podIP}']).catch(() => ({ stdout: '' }));
+      const [phase, podIp] = stdout.split(' ');
+      return phase === 'Running' && podIp ? podIp : undefined;
+    }, { timeoutMs: 30_000 });
+    const network = await createPodNetwork(ip);
+    this.podNetworks.push(network);
+    const [command, ...prefix] = network.exec;
+    const server = await this.topology.processes.start({
+      name: `pod-${name}`,
+      command,
+      args: [...prefix, process.execPath, '--import', 'tsx', join(HARNESS, 'stand-in-kubelet-main.ts'), '--node', name, '--host', ip, '--port', String(POD_PORT)],
+      cwd: join(HARNESS, '..', '..'),
+    });
+    await waitFor(`pod ${name} serving`, () => server.logTail().includes('listening on'), { timeoutMs: 20_000 });
+    return { ip };
+  }
+
+  /** One line per process started: name, pid and log file. */
+  describeProcesses(): string {
+    return processLines([...this.cluster.processes.handles, ...this.topology.processes.handles]);
+  }
+
+  /** Everything's logs, for a failed test. */
+  describeFailure(): string {
+    return this.cluster.processes.describeFailure() + this.topology.processes.describeFailure();
+  }
+
+  async stop(): Promise<void> {
+    await this.topology.stop();
+    await this.cluster.stop();
+    await Promise.all([...this.nodes.values()].map((n) => n.portForwardTarget.close()));
+    for (const network of this.podNetworks) await network.remove();
+  }
+}
+
+/** One line of a CRI container log, as kwok serves it for `kubectl logs`. */
+export function criLine(text: string): string {
+  return `${new Date().toISOString()} stdout F ${text}\n`;
+}
+
+export function nodeObject(spec: EdgeNodeSpec, labels: Record<string, string> = { [EDGE_LABEL]: '' }): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: spec.name, labels: { 'kubernetes.io/hostname': spec.name, ...labels }, annotations: { 'kwok.x-k8s.io/node': 'fake' } },
+    spec: { podCIDR: spec.podCIDR, podCIDRs: [spec.podCIDR] },
+  };
+}
+
+function podObject(name: string, node: string): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      nodeName: node,
+      containers: [{ name: 'app', image: 'registry.invalid/app:1', ports: [{ containerPort: POD_PORT }] }],
+      tolerations: [{ operator: 'Exists' }],
+    },
+  };
+}

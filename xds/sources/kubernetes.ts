@@ -1,0 +1,327 @@
+// The Kubernetes Node source: lists and watches every Node, projects each onto a TunnelNode, and
+// delivers the whole node list, debounced, whenever a projection changes.
+//
+// The list/watch loop is our own, built on the client's `Watch` and `CoreV1Api.listNode`, rather than
+// the client's informer (`makeInformer`): the informer calls every resourceVersion change an update
+// (so each Node heartbeat would be one), stops for good on the first error that is not a 410 unless
+// restarted from outside, has no staleness check, and cannot say why it relisted. Here one loop owns
+// the state, in the order the API sends events:
+//
+//   list (paged) ──▶ watch from the list's resourceVersion ──▶ the watch ends:
+//     closed by the server, or quiet for 30 s (the client's inactivity timeout) → watch again from the
+//       last resourceVersion seen (bookmarks included), no relist
+//     410 Gone (HTTP status or ERROR event)                                     → relist ("gone")
+//     any other failure (connection, HTTP status, ERROR event)                  → back off, relist ("error")
+//     no event and no list for staleAfterMs                                     → relist ("stale")
+//
+// Backoff doubles from 1 s to 30 s while failures repeat and resets once a watch proves healthy (an
+// event arrives, or it stayed open 10 s), so an API server that accepts and drops every watch cannot
+// drive a relist storm. A failure is logged when the failure changes, not on every retry.
+
+import { isDeepStrictEqual } from 'node:util';
+import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import type { TunnelNode } from '../model/node.js';
+import { Debouncer } from './debounce.js';
+import { abortableRequest, listAllNodes } from './kubernetes-list.js';
+import { kubernetesSourceMetrics, type KubernetesSourceMetrics, type RelistReason } from './kubernetes-metrics.js';
+import { objectMeta, projectNode, type ProjectedNode } from './kubernetes-node.js';
+import { describeError, errorEventOutcome, WatchSession, type WatchOutcome } from './kubernetes-watch.js';
+import { parseLabelSelector, type LabelSelector } from './label-selector.js';
+import type { NodeSource, SourceLogger } from './source.js';
+import { globalTimers, type TimerFunctions } from './watch-file.js';
+
+/** Marks edge nodes as KubeEdge does; OpenYurt clusters use `openyurt.io/is-edge-worker=true`. */
+export const DEFAULT_EDGE_SELECTOR = 'node-role.kubernetes.io/edge';
+export const BACKOFF_INITIAL_MS = 1000;
+export const BACKOFF_MAX_MS = 30_000;
+/** A watch that delivered an event or stayed open this long resets the backoff. */
+const HEALTHY_WATCH_MS = 10_000;
+const NODES_PATH = '/api/v1/nodes';
+
+export interface KubernetesNodeSourceOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: SourceLogger;
+  /** Equality-based label selector for edge nodes; other nodes are `cloud`. */
+  readonly edgeSelector?: string;
+  /** Quiet time after the last change before the node list is delivered (default 100 ms). */
+  readonly debounceMs?: number;
+  /** Longest a pending change waits, however busy the watch (default 1000 ms). */
+  readonly maxDelayMs?: number;
+  /** Relist when no event and no list came in for this long (default 5 minutes). */
+  readonly staleAfterMs?: number;
+  /** Defaults to the global setTimeout/clearTimeout; tests inject fakes. */
+  readonly timers?: TimerFunctions;
+  /** Milliseconds clock for staleness and metrics; defaults to Date.now. Pass the fake timers' clock. */
+  readonly now?: () => number;
+  /** Registry for the source's metrics; without one they are kept but not exported. */
+  readonly registry?: Registry;
+  /** Nodes per list page (default 500), so a large cluster's list is not one huge response. */
+  readonly listPageSize?: number;
+}
+
+export class KubernetesNodeSource implements NodeSource {
+  private readonly logger: SourceLogger;
+  private readonly selector: LabelSelector;
+  private readonly staleAfterMs: number;
+  private readonly listPageSize: number;
+  private readonly timers: TimerFunctions;
+  private readonly now: () => number;
+  private readonly api: CoreV1Api;
+  private readonly watcher: Watch;
+  private readonly metrics: KubernetesSourceMetrics;
+  private readonly debouncer: Debouncer;
+  private readonly abort = new AbortController();
+  private readonly requestOptions = abortableRequest(this.abort.signal);
+
+  private onNodes: ((nodes: readonly TunnelNode[]) => void) | undefined;
+  private nodes = new Map<string, ProjectedNode>();
+  private resourceVersion = '';
+  private delivered: readonly TunnelNode[] | undefined;
+  private lastActivity = 0;
+  private failures = 0;
+  /** 410s since the last event; more than one in a row is a failure. */
+  private goneInARow = 0;
+  /** The failure last logged; cleared (and recovery logged) once a watch proves healthy. */
+  private failing: string | undefined;
+  private session: WatchSession | undefined;
+  private staleTimer: unknown;
+  private wake: (() => void) | undefined;
+  private firstDelivery: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  private loop: Promise<void> | undefined;
+  private started = false;
+  private stopped = false;
+
+  /** Throws if the selector is not supported syntax or the kubeconfig names no cluster. */
+  constructor(options: KubernetesNodeSourceOptions) {
+    this.logger = options.logger;
+    this.selector = parseLabelSelector(options.edgeSelector ?? DEFAULT_EDGE_SELECTOR);
+    this.staleAfterMs = options.staleAfterMs ?? 5 * 60_000;
+    this.listPageSize = options.listPageSize ?? 500;
+    this.timers = options.timers ?? globalTimers;
+    this.now = options.now ?? Date.now;
+    this.api = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.watcher = new Watch(options.kubeConfig);
+    this.debouncer = new Debouncer(this.timers, options.debounceMs ?? 100, options.maxDelayMs ?? 1000, () => this.flush());
+    this.lastActivity = this.now();
+    this.metrics = kubernetesSourceMetrics(options.registry, () => (this.now() - this.lastActivity) / 1000);
+  }
+
+  async start(onNodes: (nodes: readonly TunnelNode[]) => void): Promise<void> {
+    if (this.started || this.stopped) throw new Error('KubernetesNodeSource.start may only be called once, before stop');
+    this.started = true;
+    this.onNodes = onNodes;
+    this.lastActivity = this.now();
+    const first = new Promise<void>((resolve, reject) => {
+      this.firstDelivery = { resolve, reject };
+    });
+    this.staleTimer = this.timers.setTimeout(() => this.checkStale(), this.staleAfterMs);
+    this.loop = this.run().catch((error: unknown) => {
+      this.logger.error({ error: describeError(error) }, 'the Kubernetes Node source failed unexpectedly; Node changes no longer apply');
+      this.firstDelivery?.reject(error instanceof Error ? error : new Error(String(error)));
+    });
+    await first;
+  }
+
+  /** Aborts the watch, any list in flight and every timer; nothing is delivered afterwards. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.session?.end({ kind: 'stopped' });
+    this.wake?.();
+    this.debouncer.cancel();
+    if (this.staleTimer !== undefined) this.timers.clearTimeout(this.staleTimer);
+    this.staleTimer = undefined;
+    this.metrics.watchUp.set(0);
+    this.firstDelivery?.reject(new Error('the Kubernetes Node source was stopped before the first node list'));
+    // Every await in the loop (list, watch, backoff) was just aborted, so this is prompt.
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let relist: RelistReason | undefined = 'initial';
+    while (!this.stopped) {
+      if (this.failures > 0) await this.sleep(backoffMs(this.failures));
+      if (this.stopped) return;
+      if (relist === undefined && this.now() - this.lastActivity >= this.staleAfterMs) relist = 'stale';
+      if (relist !== undefined) {
+        this.metrics.relists.inc({ reason: relist });
+        try {
+          await this.list(relist);
+        } catch (error) {
+          if (this.stopped) return;
+          this.failed('listing Nodes', error);
+          relist = 'error';
+          continue;
+        }
+      }
+      const outcome = await this.watchOnce();
+      relist = this.afterWatch(outcome);
+    }
+  }
+
+  /** Decides what follows a watch; returns the reason to relist, if any. */
+  private afterWatch(outcome: WatchOutcome): RelistReason | undefined {
+    switch (outcome.kind) {
+      case 'stopped':
+      case 'closed':
+        return undefined;
+      case 'closedAtOnce':
+        // Resuming is still right, but not in a tight loop.
+        this.failed('watching Nodes', new Error('the API server ended the watch at once'));
+        return undefined;
+      case 'gone':
+        // One 410 is routine (the watch fell behind compaction). Another before any event means even
+        // a fresh list's resourceVersion is refused: back off rather than relist in a tight loop.
+        if (++this.goneInARow > 1) this.failed('watching Nodes', new Error('410 Gone again right after a relist'));
+        else this.logger.info({ resourceVersion: this.resourceVersion }, 'Node watch expired (410 Gone); relisting');
+        return 'gone';
+      case 'stale':
+        return 'stale';
+      case 'failed':
+        this.failed('watching Nodes', outcome.error);
+        return 'error';
+    }
+  }
+
+  private async list(reason: RelistReason): Promise<void> {
+    const { items, resourceVersion } = await listAllNodes(this.api, this.listPageSize, this.requestOptions);
+    if (this.stopped) return;
+
+    const next = new Map<string, ProjectedNode>();
+    for (const item of items) {
+      const projected = projectNode(item, this.selector);
+      if (projected !== undefined) next.set(projected.node.name, projected);
+    }
+    // Nodes missing from the list were deleted while we were not watching.
+    const changed = next.size !== this.nodes.size || [...next].some(([name, p]) => !isDeepStrictEqual(this.nodes.get(name)?.node, p.node));
+    this.nodes = next;
+    this.resourceVersion = resourceVersion;
+    this.lastActivity = this.now();
+    this.logger.info({ reason, nodes: next.size, resourceVersion, changed }, 'listed Nodes');
+    if (this.firstDelivery !== undefined) {
+      this.flush();
+      this.firstDelivery.resolve();
+      this.firstDelivery = undefined;
+    } else if (changed) {
+      this.changed();
+    }
+  }
+
+  private watchOnce(): Promise<WatchOutcome> {
+    return new Promise((resolve) => {
+      const session = new WatchSession(this.now, HEALTHY_WATCH_MS, (open) => this.metrics.watchUp.set(open ? 1 : 0), (outcome) => {
+        if (this.session === session) this.session = undefined;
+        if (session.healthy()) {
+          // A watch that worked for a while resets the backoff; only one that also ended well ends
+          // the failure state, so a watch that keeps breaking the same way is logged once.
+          if (outcome.kind === 'failed') this.failures = 0;
+          else this.healthy();
+        }
+        resolve(outcome);
+      });
+      this.session = session;
+      // The server ends a watch after timeoutSeconds; a spread keeps replicas from reconnecting together.
+      const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+      const query = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds };
+      this.watcher
+        .watch(NODES_PATH, query, (type: string, object: unknown) => this.onEvent(session, type, object), (error: unknown) => session.done(error))
+        .then((controller) => session.opened(controller), (error: unknown) => session.end({ kind: 'failed', error }));
+    });
+  }
+
+  private onEvent(session: WatchSession, type: string, object: unknown): void {
+    if (this.stopped || session.ended || this.session !== session) return;
+    this.metrics.watchEvents.inc({ type: ['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'].includes(type) ? type : 'other' });
+    if (type === 'ERROR') {
+      session.end(errorEventOutcome(object));
+      return;
+    }
+    session.event();
+    this.lastActivity = this.now();
+    this.healthy();
+    const { name, resourceVersion } = objectMeta(object);
+    if (resourceVersion !== undefined) this.resourceVersion = resourceVersion;
+    if (type === 'ADDED' || type === 'MODIFIED') {
+      const projected = projectNode(object, this.selector);
+      if (projected === undefined) return;
+      const previous = this.nodes.get(projected.node.name);
+      // The API sends each object version once and in order; one seen already changes nothing.
+      if (previous !== undefined && previous.resourceVersion === projected.resourceVersion) return;
+      this.nodes.set(projected.node.name, projected);
+      // Heartbeats and other status writes change the resourceVersion but not the projection.
+      if (previous === undefined || !isDeepStrictEqual(previous.node, projected.node)) this.changed();
+    } else if (type === 'DELETED' && name !== undefined) {
+      if (this.nodes.delete(name)) this.changed();
+    }
+  }
+
+  private changed(): void {
+    if (!this.stopped && this.firstDelivery === undefined) this.debouncer.poke();
+  }
+
+  private flush(): void {
+    this.debouncer.cancel();
+    if (this.stopped) return;
+    const nodes = [...this.nodes.values()].map((p) => p.node).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (this.delivered !== undefined && isDeepStrictEqual(nodes, this.delivered)) return;
+    this.delivered = nodes;
+    try {
+      this.onNodes?.(nodes);
+    } catch (error) {
+      this.logger.error({ error: describeError(error) }, 'applying the Kubernetes node list failed');
+    }
+  }
+
+  private checkStale(): void {
+    this.staleTimer = undefined;
+    if (this.stopped) return;
+    const idle = this.now() - this.lastActivity;
+    this.staleTimer = this.timers.setTimeout(() => this.checkStale(), idle < this.staleAfterMs ? this.staleAfterMs - idle : this.staleAfterMs);
+    // Between watches the loop checks for itself; here only an open watch that went quiet is ended.
+    if (idle >= this.staleAfterMs && this.session?.isOpen) {
+      this.logger.info({ idleSeconds: Math.round(idle / 1000) }, 'no Node event for too long; relisting in case the watch stalled');
+      this.session.end({ kind: 'stale' });
+    }
+  }
+
+  private failed(what: string, error: unknown): void {
+    this.failures++;
+    // Keyed by the error alone: the list and the watch failing alike (a refused connection) is one state.
+    const reason = describeError(error);
+    if (reason === this.failing) return;
+    this.failing = reason;
+    this.logger.warn(
+      { error: reason, failures: this.failures, retryInMs: backoffMs(this.failures) },
+      `${what} failed; retrying with backoff (logged again only when the error changes)`,
+    );
+  }
+
+  private healthy(): void {
+    this.failures = 0;
+    this.goneInARow = 0;
+    if (this.failing === undefined) return;
+    this.logger.info({ previously: this.failing }, 'the Kubernetes Node watch is healthy again');
+    this.failing = undefined;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const handle = this.timers.setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        this.timers.clearTimeout(handle);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+/** 1 s, 2 s, 4 s … capped at 30 s, for the nth consecutive failure. */
+export function backoffMs(failures: number): number {
+  return Math.min(BACKOFF_INITIAL_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+}
