@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { blobChunks, blobSha256, freePort, httpsThroughTunnel, openConnect, waitFor } from './harness/index.js';
 import { toolPath } from './kube/cluster.js';
 import { EDGE_LABEL, EdgeCluster, criLine, nodeObject } from './kube/edge-cluster.js';
+import { stepsWithLogs } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const MiB = 1024 * 1024;
@@ -18,16 +19,7 @@ describe('Kubernetes end to end: kubectl through edge-tunnel', { concurrency: fa
   let edge: EdgeCluster;
   const kubectl = (...args: string[]) => edge.cluster.kubectl(args);
 
-  const step = (name: string, fn: (t: TestContext) => Promise<void>): void => {
-    it(name, async (t) => {
-      try {
-        await fn(t);
-      } catch (error) {
-        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${edge?.describeFailure() ?? ''}\n`);
-        throw error;
-      }
-    });
-  };
+  const step = stepsWithLogs(() => edge?.describeFailure());
 
   before(async () => {
     edge = await EdgeCluster.start({

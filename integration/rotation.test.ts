@@ -66,7 +66,7 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
   let paths: ReturnType<typeof bundlePaths>;
   let pidsAtStart: string[];
 
-  const step = stepsWithLogs(() => topology);
+  const step = stepsWithLogs(() => topology?.processes.describeFailure());
 
   const runningPids = (): string[] =>
     topology.processes.handles.filter((h) => h.exitInfo() === undefined).map((h) => `${h.name}:${h.pid}`).sort();

@@ -13,7 +13,7 @@ describe('pod CIDR and direct routes through real Envoys', { concurrency: false 
   let cloudNode: StandInKubelet;
   let otherPod: StandInKubelet;
   let podPort: number;
-  const step = stepsWithLogs(() => topology);
+  const step = stepsWithLogs(() => topology?.processes.describeFailure());
 
   // node-a's pods live in 127.0.101.0/24 (loopback, so the edge Envoy can dial them on this host).
   const POD_IP = '127.0.101.7';

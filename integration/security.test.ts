@@ -20,7 +20,7 @@ describe('security: mutual TLS on every hop, never an open proxy', { concurrency
   let topology: Topology;
   let paths: ReturnType<typeof bundlePaths>;
 
-  const step = stepsWithLogs(() => topology);
+  const step = stepsWithLogs(() => topology?.processes.describeFailure());
 
   before(async () => {
     topology = await Topology.start({ nodes: ['node-a', 'node-b'] });

@@ -339,15 +339,15 @@ export function processLines(handles: readonly ProcessHandle[]): string {
 
 /**
  * Declares test steps that print every process's log tail when they fail, so a red run explains
- * itself. `topology` is read when a step fails (it is created in a `before` hook).
+ * itself. `logs` is called only when a step fails (the processes start in a `before` hook).
  */
-export function stepsWithLogs(topology: () => Topology | undefined): (name: string, fn: (t: TestContext) => Promise<void>) => void {
+export function stepsWithLogs(logs: () => string | undefined): (name: string, fn: (t: TestContext) => Promise<void>) => void {
   return (name, fn) => {
     it(name, async (t) => {
       try {
         await fn(t);
       } catch (error) {
-        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${topology()?.processes.describeFailure() ?? ''}\n`);
+        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${logs() ?? ''}\n`);
         throw error;
       }
     });

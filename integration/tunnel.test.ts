@@ -16,7 +16,7 @@ const MiB = 1024 * 1024;
 describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge Envoys)', { concurrency: false }, () => {
   let topology: Topology;
 
-  const step = stepsWithLogs(() => topology);
+  const step = stepsWithLogs(() => topology?.processes.describeFailure());
 
   const connect = (target: string) => topology.connect(target);
 
