@@ -63,6 +63,7 @@ export function xdsSecretFiles(tls: XdsClientTls): Map<string, string> {
  * to about a second, which is cheap next to the cost of kubectl failing meanwhile.
  */
 const EDGE_MAINTAIN_INTERVAL_S = 1;
+const MAX_XDS_MESSAGE_BYTES = 256 * 1024 * 1024;
 const EDGE_MAX_RECONNECT_BACKOFF_S = 2;
 
 function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepPartial<Bootstrap> {
@@ -96,6 +97,8 @@ function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepParti
           {
             envoyGrpc: {
               clusterName: XDS_CLUSTER,
+              // One RouteConfiguration for a whole fleet is megabytes (3.3 MiB at 10,000 nodes).
+              maxReceiveMessageLength: MAX_XDS_MESSAGE_BYTES,
               // Come back quickly after an xDS server restart; Envoy keeps serving its last config meanwhile.
               retryPolicy: { retryBackOff: { baseInterval: seconds(0.25), maxInterval: seconds(2) } },
             },
