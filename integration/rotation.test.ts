@@ -115,8 +115,8 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
     topology = await Topology.start({ nodes: ['node-a', 'node-b'] });
     paths = bundlePaths(topology.certs);
     try {
-      await topology.waitReachable('node-a', 10_000);
-      await topology.waitReachable('node-b', 10_000);
+      await topology.waitReachable('node-a', 30_000);
+      await topology.waitReachable('node-b', 30_000);
     } catch (error) {
       process.stderr.write(`\n--- logs after failure of the setup ---\n${topology.processes.describeFailure()}\n`);
       throw error;

@@ -29,7 +29,7 @@ describe('pod CIDR and direct routes through real Envoys', { concurrency: false 
       nodeFields: { 'node-a': { podCIDRs: ['127.0.101.0/24'] }, 'node-b': { podCIDRs: ['127.0.103.0/25'] } },
       extraNodes: [{ name: 'cloud-1', role: 'cloud', addresses: ['127.0.0.1'], kubeletPort: cloudNode.port }],
     });
-    await topology.waitReachable('node-a', 10_000);
+    await topology.waitReachable('node-a', 30_000);
   });
   after(async () => {
     await topology?.stop();

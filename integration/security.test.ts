@@ -25,8 +25,8 @@ describe('security: mutual TLS on every hop, never an open proxy', { concurrency
   before(async () => {
     topology = await Topology.start({ nodes: ['node-a', 'node-b'] });
     paths = bundlePaths(topology.certs);
-    await topology.waitReachable('node-a', 10_000);
-    await topology.waitReachable('node-b', 10_000);
+    await topology.waitReachable('node-a', 30_000);
+    await topology.waitReachable('node-b', 30_000);
   });
   after(async () => topology?.stop());
 

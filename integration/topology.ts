@@ -30,6 +30,13 @@ export interface TopologyOptions {
   readonly nodes: readonly string[];
   /** The CONNECT listener's port; a free one when omitted. */
   readonly connectPort?: number;
+  /** The cloud Envoy's tunnel handshake port; a free one when omitted. */
+  readonly tunnelPort?: number;
+  /**
+   * Where edges dial the cloud (`--tunnel-dial 127.0.0.1:<port>`) when something sits between them and
+   * `tunnelPort` (a load balancer, Toxiproxy) and forwards there; `tunnelPort` itself when omitted.
+   */
+  readonly tunnelDialPort?: number;
   /** Kubelet ports by node; free ones when omitted. */
   readonly kubeletPorts?: Readonly<Record<string, number>>;
   readonly cloudConcurrency?: number;
@@ -116,7 +123,7 @@ export class Topology {
     return this.ports.connect;
   }
 
-  /** The cloud Envoy's tunnel handshake port, where edges dial. */
+  /** The cloud Envoy's tunnel handshake port, where edges dial (unless `tunnelDialPort` is set). */
   get tunnelPort(): number {
     return this.ports.tunnel;
   }
@@ -152,7 +159,7 @@ export class Topology {
     this.ports = {
       xds: await freePort(),
       xdsAdmin: await freePort(),
-      tunnel: await freePort(),
+      tunnel: this.options.tunnelPort ?? (await freePort()),
       connect: this.options.connectPort ?? (await freePort()),
       cloudAdmin: await freePort(),
     };
@@ -229,7 +236,7 @@ export class Topology {
         '--listen', `127.0.0.1:${this.ports.xds}`,
         '--admin', `127.0.0.1:${this.ports.xdsAdmin}`,
         '--tunnel-listen', `127.0.0.1:${this.ports.tunnel}`,
-        '--tunnel-dial', `127.0.0.1:${this.ports.tunnel}`,
+        '--tunnel-dial', `127.0.0.1:${this.options.tunnelDialPort ?? this.ports.tunnel}`,
         '--connect-listen', `127.0.0.1:${this.ports.connect}`,
         '--tunnels-per-cloud', String(this.options.cloudConcurrency ?? 2),
         ...(this.tls
@@ -307,7 +314,8 @@ export class Topology {
   async reach(node: string, host = node): Promise<string | undefined> {
     const target = `${host.includes(':') ? `[${host}]` : host}:${this.kubeletPort(node)}`;
     const proxy = { host: '127.0.0.1', port: this.ports.connect, proxyTls: this.clientTls() };
-    const response = await getThroughProxy(proxy, target, '/').catch(() => undefined);
+    // A short per-attempt limit: a stuck attempt must not use up a caller's whole deadline.
+    const response = await getThroughProxy(proxy, target, '/', 3000).catch(() => undefined);
     return response?.status === 200 ? response.body.toString() : undefined;
   }
 

@@ -27,8 +27,9 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
   after(async () => topology?.stop());
 
   step('CONNECT by node name and by address reaches that node, never another', async () => {
-    await topology.waitReachable('node-a', 10_000);
-    await topology.waitReachable('node-b', 10_000);
+    // First convergence after start: generous, the timed claims are the later steps'.
+    await topology.waitReachable('node-a', 30_000);
+    await topology.waitReachable('node-b', 30_000);
     for (let i = 0; i < 5; i++) {
       for (const node of ['node-a', 'node-b']) {
         assert.equal(await topology.reach(node), `kubelet ${node}\n`);

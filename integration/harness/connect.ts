@@ -207,10 +207,11 @@ export interface ProxyAddress {
 }
 
 /** CONNECT to `target` through `proxy`, GET `path` over TLS, close. Throws when the CONNECT is refused. */
-export async function getThroughProxy(proxy: ProxyAddress, target: string, path: string): Promise<TunnelResponse> {
-  const tunnel = await openConnect({ proxyHost: proxy.host, proxyPort: proxy.port, target, proxyTls: proxy.proxyTls });
+export async function getThroughProxy(proxy: ProxyAddress, target: string, path: string, timeoutMs?: number): Promise<TunnelResponse> {
+  const tunnel = await openConnect({ proxyHost: proxy.host, proxyPort: proxy.port, target, proxyTls: proxy.proxyTls, timeoutMs });
   if (tunnel.status < 200 || tunnel.status > 299) {
+    tunnel.socket.destroy();
     throw new Error(`CONNECT ${target} via ${proxy.host}:${proxy.port} refused: ${tunnel.statusLine}`);
   }
-  return httpsThroughTunnel(tunnel.socket, { method: 'GET', path });
+  return httpsThroughTunnel(tunnel.socket, { method: 'GET', path, timeoutMs });
 }
