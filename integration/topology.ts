@@ -238,7 +238,8 @@ export class Topology {
         '--tunnel-listen', `127.0.0.1:${this.ports.tunnel}`,
         '--tunnel-dial', `127.0.0.1:${this.options.tunnelDialPort ?? this.ports.tunnel}`,
         '--connect-listen', `127.0.0.1:${this.ports.connect}`,
-        '--tunnels-per-cloud', String(this.options.cloudConcurrency ?? 2),
+        // Twice the cloud's workers: Envoy may place two of a node's tunnels on one worker after reconnects.
+        '--tunnels-per-cloud', String(2 * (this.options.cloudConcurrency ?? 2)),
         ...(this.tls
           ? [
               '--tls-dir', bundlePaths(this.certs).xdsDir,

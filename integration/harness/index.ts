@@ -47,3 +47,19 @@ export {
   type SessionResponse,
 } from './certificates.js';
 export { createPodNetwork, type PodNetwork } from './netns.js';
+export {
+  ToxiproxyClient,
+  listenPort,
+  startToxiproxy,
+  toxiproxyBinary,
+  type BandwidthToxic,
+  type LatencyToxic,
+  type ResetPeerToxic,
+  type TimeoutToxic,
+  type Toxic,
+  type ToxicSpec,
+  type ToxicStream,
+  type ToxiproxyInstance,
+  type ToxiproxyOptions,
+  type ToxiproxyProxy,
+} from './toxiproxy.js';

@@ -35,7 +35,9 @@ export interface Settings {
   readonly tunnelDial: SocketAddress;
   /**
    * Tunnels each edge Envoy holds to each cloud Envoy. Reverse sockets belong to one cloud worker
-   * thread, so this must be at least the cloud Envoy's --concurrency or some requests get 503.
+   * thread, so this must be at least the cloud Envoy's --concurrency or some requests get 503; after
+   * reconnects on a weak link Envoy 1.40 sometimes places two tunnels on one worker, so twice the
+   * worker count is the safe value (integration/weak-links.test.ts).
    */
   readonly tunnelsPerCloud: number;
   /** Where the cloud Envoy takes HTTP CONNECT from cloud clients (kube-apiserver, Prometheus). */
@@ -60,7 +62,7 @@ export interface Settings {
 export const DEFAULT_SETTINGS: Settings = {
   tunnelListen: { address: '127.0.0.1', port: 9000 },
   tunnelDial: { address: '127.0.0.1', port: 9000 },
-  tunnelsPerCloud: 2,
+  tunnelsPerCloud: 4,
   connectListen: { address: '127.0.0.1', port: 15001 },
   allowedPorts: [10250, 10255],
   edgeLocalAddress: '127.0.0.1',

@@ -40,7 +40,7 @@ export class ControlPlane {
     if (identity.role === 'cloud' && identity.concurrency !== undefined && identity.concurrency > this.settings.tunnelsPerCloud) {
       this.logger.warn(
         { proxy: identity.id, concurrency: identity.concurrency, tunnelsPerCloud: this.settings.tunnelsPerCloud },
-        'cloud Envoy has more worker threads than tunnels per edge: raise --tunnels-per-cloud to at least its --concurrency, or some requests will get 503',
+        'cloud Envoy has more worker threads than tunnels per edge: raise --tunnels-per-cloud to twice its --concurrency, or some requests will get 503',
       );
     }
   }

@@ -9,7 +9,7 @@ import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/
 import { pack } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
-import { adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
+import { STREAM_IDLE_TIMEOUT_S, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
 import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
 import { directVirtualHosts } from './direct.js';
 import { cloudPodVirtualHosts } from './pods.js';
@@ -80,6 +80,7 @@ function tunnelAuditLog(): DeepPartial<AccessLog> {
 export function connectListener(settings: Settings): Any {
   const hcm = pack('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
     statPrefix: 'connect_egress',
+    streamIdleTimeout: seconds(STREAM_IDLE_TIMEOUT_S),
     upgradeConfigs: [{ upgradeType: 'CONNECT' }],
     rds: { configSource: adsConfigSource(), routeConfigName: CLOUD.connectRoutes },
     httpFilters: [
@@ -152,6 +153,13 @@ export function connectRoutes(edgeNodes: readonly TunnelNode[], cloudNodes: read
   });
 }
 
+/**
+ * Keepalive on tunnels in use: a ping every 5 s, the tunnel dropped when no frame at all arrives for
+ * 10 s after one (Envoy extends the wait whenever any frame arrives, so a busy slow link is not cut).
+ */
+const TUNNEL_KEEPALIVE_INTERVAL_S = 5;
+const TUNNEL_KEEPALIVE_TIMEOUT_S = 10;
+
 export function tunnelCluster(): Any {
   return pack('envoy.config.cluster.v3.Cluster', {
     name: CLOUD.tunnelCluster,
@@ -164,11 +172,19 @@ export function tunnelCluster(): Any {
         hostIdFormat: `%REQ(${TUNNEL_NODE_HEADER})%`,
       }),
     },
-    // Reverse tunnels carry HTTP/2 only; CONNECT streams are multiplexed on them.
+    // Reverse tunnels carry HTTP/2 only; CONNECT streams are multiplexed on them. The cloud pings a
+    // tunnel only while it idles in the pool; once a tunnel has carried a stream only HTTP/2 keepalive
+    // notices that a weak link went silent (no FIN, no RST), so CONNECT fails fast instead of hanging.
     typedExtensionProtocolOptions: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': pack(
         'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        { explicitHttpConfig: { http2ProtocolOptions: {} } },
+        {
+          explicitHttpConfig: {
+            http2ProtocolOptions: {
+              connectionKeepalive: { interval: seconds(TUNNEL_KEEPALIVE_INTERVAL_S), timeout: seconds(TUNNEL_KEEPALIVE_TIMEOUT_S) },
+            },
+          },
+        },
       ),
     },
   });

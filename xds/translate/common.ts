@@ -42,3 +42,9 @@ export function singleEndpointCluster(name: string, target: SocketAddress, conne
     },
   };
 }
+
+/**
+ * A tunnelled stream may sit idle as long as the kubelet lets a streaming session idle (its default
+ * streamingConnectionIdleTimeout is 4 h): Envoy's 5-minute default would cut an idle `kubectl exec`.
+ */
+export const STREAM_IDLE_TIMEOUT_S = 4 * 3600;

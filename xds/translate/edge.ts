@@ -9,8 +9,9 @@ import { HttpConnectionManager_CodecType } from '../../envoy/generated/envoy/ext
 import { pack } from '../../envoy/registry.js';
 import type { TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
-import { adsConfigSource, routerFilter, seconds, singleEndpointCluster } from './common.js';
+import { STREAM_IDLE_TIMEOUT_S, adsConfigSource, routerFilter, seconds, singleEndpointCluster } from './common.js';
 import { EDGE, localPortCluster } from './names.js';
+
 import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
 import { podVirtualHosts } from './pods.js';
 import { Cluster_DiscoveryType, Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
@@ -24,6 +25,7 @@ export function reverseConnectionAddress(node: string, settings: Settings): stri
 export function tunnelListener(node: TunnelNode, settings: Settings): Any {
   const hcm = pack('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
     statPrefix: 'tunnel_in',
+    streamIdleTimeout: seconds(STREAM_IDLE_TIMEOUT_S),
     codecType: HttpConnectionManager_CodecType.HTTP2,
     http2ProtocolOptions: { allowConnect: true },
     upgradeConfigs: [{ upgradeType: 'CONNECT' }],

@@ -1,0 +1,275 @@
+// `make bench`: edge-tunnel, Konnectivity and a direct connection side by side on loopback, written to
+// bench/results.md. Measures and reports; never judges (no thresholds), and is not part of `make test`.
+//
+//   node --import tsx bench/run.ts [--size-mib N] [--repetitions N] [--requests N] [--established N]
+//                                  [--close-tries N] [--out FILE]
+
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ProcessSet, blobSha256, envoyBinary, httpsThroughTunnel, runDir } from '../integration/harness/index.js';
+import { Topology } from '../integration/topology.js';
+import { LoadWindow, type BackgroundLoad } from './cpu.js';
+import { konnectivityBinary, startKonnectivity, type Konnectivity } from './konnectivity/konnectivity.js';
+import {
+  download,
+  establishedGets,
+  freshGet,
+  percentile,
+  serverCloseDownloads,
+  upload,
+  type ServerCloseResult,
+  type Transfer,
+} from './measure.js';
+import { directPath, edgeTunnelPath, konnectivityPath, startBenchKubelet, type BenchPath, type PathKey } from './paths.js';
+import { PATH_KEYS, machineInfo, renderResults, type BenchOptions, type PerPath, type Results } from './report.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const NODE = 'node-a';
+const HELP = `usage: node --import tsx bench/run.ts [options]   (make bench runs it with the defaults)
+
+  --size-mib N      bulk transfer size (default 256)
+  --repetitions N   bulk transfers per direction and path; the median is reported (default 3)
+  --requests N      fresh CONNECT + TLS + 1 KiB GET requests per path (default 300)
+  --established N   1 KiB GETs per path on one established connection (default 1000)
+  --close-tries N   64 MiB downloads per path that the kubelet ends by closing (default 10)
+  --out FILE        where the results go (default bench/results.md)
+`;
+
+const say = (line: string): void => void process.stdout.write(`bench: ${line}\n`);
+
+function positive(name: string, value: string, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name}: "${value}" is not an integer in [1, ${max}]`);
+  return n;
+}
+
+function parseOptions(): { options: BenchOptions; out: string } | undefined {
+  const { values } = parseArgs({
+    options: {
+      'size-mib': { type: 'string', default: '256' },
+      repetitions: { type: 'string', default: '3' },
+      requests: { type: 'string', default: '300' },
+      established: { type: 'string', default: '1000' },
+      'close-tries': { type: 'string', default: '10' },
+      out: { type: 'string', default: join(ROOT, 'bench', 'results.md') },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return undefined;
+  }
+  // Bounded: the largest run still ends in minutes, and the kubelet serves at most 4 GiB per request.
+  return {
+    options: {
+      sizeMiB: positive('size-mib', values['size-mib'], 1024),
+      repetitions: positive('repetitions', values.repetitions, 9),
+      freshRequests: positive('requests', values.requests, 5000),
+      freshWarmup: 30,
+      establishedRequests: positive('established', values.established, 20_000),
+      establishedWarmup: 50,
+      serverCloseTries: positive('close-tries', values['close-tries'], 100),
+      serverCloseSizeMiB: 64,
+    },
+    out: values.out,
+  };
+}
+
+function theCommand(): string {
+  if (process.env.MAKELEVEL !== undefined && process.argv.length === 2) return 'make bench';
+  return ['node --import tsx', relative(process.cwd(), process.argv[1] ?? 'bench/run.ts'), ...process.argv.slice(2)].join(' ');
+}
+
+const emptyPerPath = <T>(make: () => T): PerPath<T> => ({ direct: make(), edgeTunnel: make(), konnectivity: make() });
+const rate = (t: Transfer): string => `${(t.bytes / 2 ** 20 / t.seconds).toFixed(0)} MiB/s`;
+
+async function main(): Promise<void> {
+  const parsed = parseOptions();
+  if (parsed === undefined) return;
+  const { options, out } = parsed;
+  const started = new Date();
+  // Fail before starting anything when a binary is missing.
+  envoyBinary();
+  konnectivityBinary('konnectivity-server');
+  konnectivityBinary('konnectivity-agent');
+  const machine = machineInfo();
+  say(`${machine.cpuModel}, ${machine.cores} cores; Node ${machine.node}, Envoy ${machine.envoy}, Konnectivity ${machine.konnectivity}`);
+  say(`logs of every process: ${runDir()}`);
+
+  // In-process and before any proxy runs, so that nothing else competes with it.
+  say('control plane at fleet scale (bench/control-plane.ts: translate and publish 1,000 and 10,000 nodes) …');
+  const controlPlane = await controlPlaneTable();
+
+  const processes = new ProcessSet();
+  let topology: Topology | undefined;
+  let konnectivity: Konnectivity | undefined;
+  const allPids = (): number[] => [...processes.handles, ...(topology?.processes.handles ?? [])].map((h) => h.pid);
+  try {
+    say('starting the stand-in kubelet (its own process) …');
+    const kubelet = await startBenchKubelet(processes, 'bench');
+    say(`kubelet on 127.0.0.1:${kubelet.port}`);
+
+    say('starting edge-tunnel: xDS server, cloud Envoy, edge Envoy (mutual TLS everywhere) …');
+    topology = await Topology.start({ nodes: [NODE], serveArgs: ['--allowed-ports', String(kubelet.port)] });
+    await topology.waitReachable(NODE, 30_000, topology.addressOf(NODE));
+
+    say('starting Konnectivity: konnectivity-server (http-connect, mutual TLS) and one konnectivity-agent …');
+    konnectivity = await startKonnectivity(processes, { dir: runDir(), agentIdentifiers: 'ipv4=127.0.0.1' });
+    const k = konnectivity;
+
+    const paths: PerPath<BenchPath> = {
+      direct: directPath(kubelet.port),
+      edgeTunnel: edgeTunnelPath(topology, NODE, kubelet.port),
+      konnectivity: konnectivityPath(k.frontendPort, k.clientTls, kubelet.port, () => [k.server.pid, k.agent.pid]),
+    };
+    for (const key of PATH_KEYS) {
+      const response = await httpsThroughTunnel(await paths[key].open(), { method: 'GET', path: '/' });
+      if (response.body.toString() !== kubelet.greeting) {
+        throw new Error(`${paths[key].name}: GET / answered ${response.status} ${JSON.stringify(response.body.toString())}, not the bench kubelet`);
+      }
+    }
+    say('all three paths reach the bench kubelet');
+
+    const setup: PerPath<string> = {
+      direct: 'TCP to the stand-in kubelet, TLS to it.',
+      edgeTunnel:
+        `CONNECT \`${topology.addressOf(NODE)}:${kubelet.port}\` (the node's address, as kube-apiserver sends it) with mutual TLS to the ` +
+        'cloud Envoy\'s CONNECT listener, routed by the xDS server\'s configuration down a reverse tunnel (HTTP/2, mutual TLS) ' +
+        'to the edge Envoy, raw TCP to the kubelet. Cloud Envoy `--concurrency 2`, edge Envoy `--concurrency 1`, ' +
+        '`--tunnels-per-cloud 2`, as `integration/topology.ts` runs the product.',
+      konnectivity: `CONNECT \`127.0.0.1:${kubelet.port}\` to ${k.description}.`,
+    };
+
+    // --- latency: fresh connections -------------------------------------------------------------------
+    const seed = 'bench-latency';
+    const smallSha = blobSha256(1024, seed);
+    const fresh = emptyPerPath<number[]>(() => []);
+    say(`fresh CONNECT + TLS + 1 KiB GET: ${options.freshWarmup} warm-up, then ${options.freshRequests} per path …`);
+    for (const key of PATH_KEYS) for (let i = 0; i < options.freshWarmup; i++) await freshGet(paths[key], seed, smallSha);
+    let window = new LoadWindow(allPids);
+    for (let done = 0; done < options.freshRequests; ) {
+      const round = Math.min(50, options.freshRequests - done);
+      for (const key of PATH_KEYS) for (let i = 0; i < round; i++) fresh[key].push(await freshGet(paths[key], seed, smallSha));
+      done += round;
+    }
+    const freshLoad = window.end();
+    for (const key of PATH_KEYS) say(`  ${paths[key].name}: p50 ${percentileText(fresh[key])}`);
+
+    // --- latency: an established connection -----------------------------------------------------------
+    say(`1 KiB GET on an established connection: ${options.establishedRequests} per path …`);
+    const established = emptyPerPath<number[]>(() => []);
+    window = new LoadWindow(allPids);
+    for (const key of PATH_KEYS) {
+      established[key] = await establishedGets(paths[key], seed, options.establishedWarmup, options.establishedRequests);
+      say(`  ${paths[key].name}: p50 ${percentileText(established[key])}`);
+    }
+    const establishedLoad = window.end();
+
+    // --- throughput -----------------------------------------------------------------------------------
+    const size = options.sizeMiB * 2 ** 20;
+    say(`bulk throughput: ${options.sizeMiB} MiB each way, ${options.repetitions} repetitions per path (checksums first) …`);
+    const downSeed = 'bench-download';
+    const upSeed = 'bench-upload';
+    const downSha = blobSha256(size, downSeed);
+    const upSha = blobSha256(size, upSeed);
+    // Generous bounds: 256 MiB at 10 MiB/s still fits; anything slower is broken, not slow.
+    const timeoutMs = Math.max(60_000, (size / (10 * 2 ** 20)) * 1000);
+    const warm = 16 * 2 ** 20;
+    const warmDown = blobSha256(warm, downSeed);
+    const warmUp = blobSha256(warm, upSeed);
+    for (const key of PATH_KEYS) {
+      await download(paths[key], warm, downSeed, warmDown, timeoutMs);
+      await upload(paths[key], warm, upSeed, warmUp, timeoutMs);
+    }
+    const downloads = emptyPerPath<Transfer[]>(() => []);
+    const uploads = emptyPerPath<Transfer[]>(() => []);
+    window = new LoadWindow(allPids);
+    for (let rep = 1; rep <= options.repetitions; rep++) {
+      for (const key of PATH_KEYS) {
+        const d = await download(paths[key], size, downSeed, downSha, timeoutMs);
+        const u = await upload(paths[key], size, upSeed, upSha, timeoutMs);
+        downloads[key].push(d);
+        uploads[key].push(u);
+        say(`  repetition ${rep}/${options.repetitions} ${paths[key].name}: download ${rate(d)}, upload ${rate(u)}`);
+      }
+    }
+    const throughputLoad = window.end();
+
+    // --- downloads the kubelet ends by closing its connection ----------------------------------------
+    const closeSize = options.serverCloseSizeMiB * 2 ** 20;
+    const closeSha = blobSha256(closeSize, downSeed);
+    say(`downloads ended by the kubelet closing: ${options.serverCloseTries} × ${options.serverCloseSizeMiB} MiB per path …`);
+    const closing = async (key: PathKey): Promise<ServerCloseResult> => {
+      const result = await serverCloseDownloads(paths[key], closeSize, downSeed, closeSha, options.serverCloseTries, timeoutMs);
+      const failed = [...result.failures].map(([why, n]) => `${n}× ${why}`).join(', ');
+      say(`  ${paths[key].name}: ${result.complete}/${result.tries} complete${failed === '' ? '' : ` (${failed})`}`);
+      return result;
+    };
+    const serverClose: PerPath<ServerCloseResult> = {
+      direct: await closing('direct'),
+      edgeTunnel: await closing('edgeTunnel'),
+      konnectivity: await closing('konnectivity'),
+    };
+
+    const results: Results = {
+      command: theCommand(),
+      started,
+      finished: new Date(),
+      machine,
+      options,
+      setup,
+      download: downloads,
+      upload: uploads,
+      fresh,
+      established,
+      serverClose,
+      controlPlane,
+      load: { fresh: freshLoad, established: establishedLoad, throughput: throughputLoad },
+      loadAverageAtEnd: os.loadavg(),
+    };
+    writeFileSync(out, renderResults(results));
+    say(`wrote ${relative(process.cwd(), out)}`);
+    reportLoad('fresh latency', freshLoad);
+    reportLoad('established latency', establishedLoad);
+    reportLoad('throughput', throughputLoad);
+  } catch (error) {
+    process.stderr.write(`\nbench: FAILED: ${(error as Error).stack ?? String(error)}\n\n--- process logs ---\n`);
+    process.stderr.write(`${processes.describeFailure(30)}\n${topology?.processes.describeFailure(30) ?? ''}\n`);
+    process.exitCode = 1;
+  } finally {
+    say('stopping every process …');
+    const stopped = await Promise.allSettled([processes.stopAll(), topology?.stop()]);
+    for (const result of stopped) {
+      if (result.status === 'rejected') {
+        process.stderr.write(`bench: could not stop every process: ${String(result.reason)}\n`);
+        process.exitCode = 1;
+      }
+    }
+  }
+}
+
+/** bench/control-plane.ts's table, or why it could not be measured (the data-plane results still count). */
+async function controlPlaneTable(): Promise<string> {
+  try {
+    const { measureControlPlane } = await import('./control-plane.js');
+    return measureControlPlane();
+  } catch (error) {
+    const why = `not measured: ${(error as Error).message}`;
+    say(`control plane ${why}`);
+    return why;
+  }
+}
+
+function percentileText(samples: readonly number[]): string {
+  return `${percentile(samples, 50).toFixed(2)} ms, p99 ${percentile(samples, 99).toFixed(2)} ms`;
+}
+
+function reportLoad(what: string, load: BackgroundLoad | undefined): void {
+  if (load !== undefined && load.otherCores >= 0.25) {
+    say(`note: other processes used ${load.otherCores.toFixed(2)} cores on average during the ${what} measurement: noisy`);
+  }
+}
+
+await main();
