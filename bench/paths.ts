@@ -5,6 +5,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import {
+  EnvoyAdmin,
   freePort,
   httpsThroughTunnel,
   openConnect,
@@ -109,4 +110,20 @@ export function konnectivityPath(frontendPort: number, tls: ConnectionOptions, p
     proxyPids: pids,
     open: () => connectThrough(frontendPort, `127.0.0.1:${port}`, tls),
   };
+}
+
+/** How the running edge-tunnel is set up, read from its Envoys' admin endpoints (not from assumptions). */
+export async function describeEdgeTunnel(topology: Topology, node: string): Promise<string> {
+  const concurrency = async (admin: EnvoyAdmin): Promise<string> => {
+    const info = JSON.parse((await admin.get('/server_info')).body) as { command_line_options?: { concurrency?: number } };
+    return String(info.command_line_options?.concurrency ?? '?');
+  };
+  const edge = new EnvoyAdmin(topology.edgeAdminPort(node));
+  const listeners = (await edge.get('/config_dump?resource=dynamic_listeners')).body;
+  const address = /rc:\/\/[^"\s]+/.exec(listeners)?.[0] ?? 'unknown';
+  const tunnels = /:(\d+)$/.exec(address)?.[1] ?? '?';
+  return (
+    `cloud Envoy \`--concurrency ${await concurrency(topology.cloudAdmin)}\`, edge Envoy \`--concurrency ${await concurrency(edge)}\`, ` +
+    `${tunnels} tunnels from the edge (its listener \`${address}\`), as \`integration/topology.ts\` runs the product`
+  );
 }

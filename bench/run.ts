@@ -22,7 +22,7 @@ import {
   type ServerCloseResult,
   type Transfer,
 } from './measure.js';
-import { directPath, edgeTunnelPath, konnectivityPath, startBenchKubelet, type BenchPath, type PathKey } from './paths.js';
+import { describeEdgeTunnel, directPath, edgeTunnelPath, konnectivityPath, startBenchKubelet, type BenchPath, type PathKey } from './paths.js';
 import { PATH_KEYS, machineInfo, renderResults, type BenchOptions, type PerPath, type Results } from './report.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -137,8 +137,7 @@ async function main(): Promise<void> {
       edgeTunnel:
         `CONNECT \`${topology.addressOf(NODE)}:${kubelet.port}\` (the node's address, as kube-apiserver sends it) with mutual TLS to the ` +
         'cloud Envoy\'s CONNECT listener, routed by the xDS server\'s configuration down a reverse tunnel (HTTP/2, mutual TLS) ' +
-        'to the edge Envoy, raw TCP to the kubelet. Cloud Envoy `--concurrency 2`, edge Envoy `--concurrency 1`, ' +
-        '`--tunnels-per-cloud 2`, as `integration/topology.ts` runs the product.',
+        `to the edge Envoy, raw TCP to the kubelet. Read from the Envoys' admin endpoints: ${await describeEdgeTunnel(topology, NODE)}.`,
       konnectivity: `CONNECT \`127.0.0.1:${kubelet.port}\` to ${k.description}.`,
     };
 

@@ -144,7 +144,8 @@ export async function startKonnectivity(processes: ProcessSet, options: Konnecti
       'konnectivity-server `--mode=http-connect` on TCP with mutual TLS (`--server-cert/--server-key/--server-ca-cert`), ' +
       '`--proxy-strategies=destHost`; one konnectivity-agent with `--agent-identifiers=' +
       `${options.agentIdentifiers}\` on gRPC with mutual TLS (\`--cluster-cert/--cluster-key/--cluster-ca-cert\` and ` +
-      '`--ca-cert/--agent-cert/--agent-key`); defaults otherwise (GOMAXPROCS = all cores). The server answers ' +
+      '`--ca-cert/--agent-cert/--agent-key`); defaults otherwise (GOMAXPROCS ' +
+      `${process.env.GOMAXPROCS ?? 'unset: all cores'}). The server answers ` +
       '`200 Connection Established` before its agent has dialled the destination (pkg/server/tunnel.go), so the CONNECT ' +
       'answer alone says little; the measured exchanges always complete through the kubelet',
   };
