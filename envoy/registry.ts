@@ -79,14 +79,6 @@ export function pack<N extends MessageName>(name: N, partial: PartialOf<N>): Any
   return { typeUrl: typeUrlOf(name), value: Buffer.from(codec.encode(message).finish()) };
 }
 
-export function build<N extends MessageName>(name: N, partial: PartialOf<N>): MessageOf<N> {
-  return codecOf(name).fromPartial(partial as never);
-}
-
-export function encode<N extends MessageName>(name: N, message: MessageOf<N>): Uint8Array {
-  return codecOf(name).encode(message).finish();
-}
-
 /** The codec registered for a type URL, or undefined for a type edge-tunnel does not know. */
 export function codecForTypeUrl(typeUrl: string): Codec<unknown> | undefined {
   if (!typeUrl.startsWith(TYPE_URL_PREFIX)) return undefined;
