@@ -9,7 +9,7 @@ import { anyToJson, toYaml, type Json } from '../envoy/render.js';
 import { pack } from '../envoy/registry.js';
 import { dnsSubdomainError } from '../xds/model/node.js';
 import type { SocketAddress } from '../xds/model/settings.js';
-import { adsConfigSource, seconds, singleEndpointCluster } from '../xds/translate/common.js';
+import { adsConfigSource, seconds, fixedEndpointsCluster } from '../xds/translate/common.js';
 import { certificateSecret, sanMatcher, trustSecret, upstreamTls } from '../xds/translate/tls.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -67,7 +67,7 @@ const MAX_XDS_MESSAGE_BYTES = 256 * 1024 * 1024;
 const EDGE_MAX_RECONNECT_BACKOFF_S = 2;
 
 function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepPartial<Bootstrap> {
-  const xdsCluster = singleEndpointCluster(XDS_CLUSTER, options.xds, 2);
+  const xdsCluster = fixedEndpointsCluster(XDS_CLUSTER, [options.xds], 2);
   const tls = options.tls;
   const transportSocket = tls && {
     ...upstreamTls({

@@ -14,12 +14,14 @@ import {
   ProcessSet,
   freePort,
   getThroughProxy,
+  createPodNetwork,
   openConnect,
   runDir,
   startEnvoy,
   startStandInKubelet,
   waitFor,
   type EnvoyInstance,
+  type PodNetwork,
   type ProcessHandle,
   type StandInKubelet,
 } from './harness/index.js';
@@ -47,6 +49,11 @@ export interface TopologyOptions {
   readonly certsDir?: string;
   /** More `xds serve` flags (settings under test). */
   readonly serveArgs?: readonly string[];
+  /**
+   * Cloud Envoy replicas. With more than one, each runs in a network namespace of its own at
+   * 10.77.<i>.2 (as pods do), all listening on the same ports, and every edge dials every replica.
+   */
+  readonly cloudReplicas?: number;
   /** Fields merged into a node's nodes-file entry (podCIDRs, say). */
   readonly nodeFields?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** Entries appended to the nodes file as they are (cloud nodes, say). */
@@ -79,7 +86,8 @@ export class Topology {
   readonly nodesFile: string;
   private readonly edges = new Map<string, EdgeState>();
   private xds?: ProcessHandle;
-  private cloud?: EnvoyInstance;
+  private readonly clouds = new Map<number, EnvoyInstance>();
+  private readonly replicaNetworks = new Map<number, PodNetwork>();
   private nextBaseId = 1000 + Math.floor(Math.random() * 60_000);
   private ports!: { xds: number; xdsAdmin: number; tunnel: number; connect: number; cloudAdmin: number };
 
@@ -99,12 +107,13 @@ export class Topology {
   clientTls(): ConnectionOptions | undefined {
     if (!this.tls) return undefined;
     const paths = bundlePaths(this.certs);
-    return { ca: readFileSync(paths.ca), cert: readFileSync(paths.client), key: readFileSync(paths.clientKey) };
+    const pem = { ca: readFileSync(paths.ca), cert: readFileSync(paths.client), key: readFileSync(paths.clientKey) };
+    return { ...pem, servername: CLOUD_SERVER_NAME };
   }
 
-  /** Sends CONNECT to the cloud Envoy as kube-apiserver would; `tls` overrides the client's TLS options. */
-  connect(target: string, tls: ConnectionOptions | undefined = this.clientTls()): ReturnType<typeof openConnect> {
-    return openConnect({ proxyHost: '127.0.0.1', proxyPort: this.ports.connect, target, proxyTls: tls });
+  /** Sends CONNECT to a cloud Envoy as kube-apiserver would; `tls` overrides the client's TLS options. */
+  connect(target: string, tls: ConnectionOptions | undefined = this.clientTls(), replica = 1): ReturnType<typeof openConnect> {
+    return openConnect({ proxyHost: this.cloudHost(replica), proxyPort: this.ports.connect, target, proxyTls: tls });
   }
 
   static async start(options: TopologyOptions): Promise<Topology> {
@@ -148,7 +157,20 @@ export class Topology {
   }
 
   get cloudAdmin(): EnvoyAdmin {
-    return new EnvoyAdmin(this.ports.cloudAdmin);
+    return this.replicaAdmin(1);
+  }
+
+  get replicas(): number {
+    return this.options.cloudReplicas ?? 1;
+  }
+
+  /** Where replica `i` (from 1) is reached: loopback for a single cloud Envoy, its namespace otherwise. */
+  cloudHost(replica = 1): string {
+    return this.replicas > 1 ? `10.77.${replica}.2` : '127.0.0.1';
+  }
+
+  replicaAdmin(replica: number): EnvoyAdmin {
+    return new EnvoyAdmin(this.ports.cloudAdmin, 5000, this.cloudHost(replica));
   }
 
   kubeletPort(node: string): number {
@@ -169,6 +191,9 @@ export class Topology {
     }
     for (const node of this.options.nodes) await this.addEdge(node);
     if (!this.options.kubeconfig) this.writeNodes(this.options.nodes);
+    if (this.replicas > 1) {
+      for (let i = 1; i <= this.replicas; i++) this.replicaNetworks.set(i, await createPodNetwork(this.cloudHost(i), `10.77.${i}.1`));
+    }
     await this.startXds();
     await this.startCloud();
     for (const node of this.options.nodes) await this.startEdge(node);
@@ -233,11 +258,11 @@ export class Topology {
       args: [
         '--import', 'tsx', join(ROOT, 'xds/cli/main.ts'), 'serve',
         ...(this.options.kubeconfig ? ['--kubeconfig', this.options.kubeconfig] : ['--nodes-file', this.nodesFile]),
-        '--listen', `127.0.0.1:${this.ports.xds}`,
+        '--listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.xds}`,
         '--admin', `127.0.0.1:${this.ports.xdsAdmin}`,
-        '--tunnel-listen', `127.0.0.1:${this.ports.tunnel}`,
-        '--tunnel-dial', `127.0.0.1:${this.options.tunnelDialPort ?? this.ports.tunnel}`,
-        '--connect-listen', `127.0.0.1:${this.ports.connect}`,
+        '--tunnel-listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.tunnel}`,
+        '--tunnel-dial', this.tunnelDial(),
+        '--connect-listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.connect}`,
         // Twice the cloud's workers: Envoy may place two of a node's tunnels on one worker after reconnects.
         '--tunnels-per-cloud', String(2 * (this.options.cloudConcurrency ?? 2)),
         ...(this.tls
@@ -262,29 +287,51 @@ export class Topology {
     this.xds = undefined;
   }
 
-  async startCloud(): Promise<void> {
+  /** Every edge dials every replica. */
+  private tunnelDial(): string {
+    if (this.replicas === 1) return `127.0.0.1:${this.options.tunnelDialPort ?? this.ports.tunnel}`;
+    return Array.from({ length: this.replicas }, (_, i) => `${this.cloudHost(i + 1)}:${this.ports.tunnel}`).join(',');
+  }
+
+  /** Starts every cloud Envoy replica (or just `replica`). */
+  async startCloud(replica?: number): Promise<void> {
+    const which = replica === undefined ? Array.from({ length: this.replicas }, (_, i) => i + 1) : [replica];
+    for (const i of which) await this.startCloudReplica(i);
+  }
+
+  private async startCloudReplica(i: number): Promise<void> {
+    const network = this.replicaNetworks.get(i);
     const configPath = writeBootstrap({
       role: 'cloud',
-      id: 'cloud-1',
-      xds: this.xdsAddress(),
+      id: `cloud-${i}`,
+      // A replica in a namespace reaches the xDS server at the host's address on its link.
+      xds: { address: network?.hostIp ?? '127.0.0.1', port: this.ports.xds },
       adminPort: this.ports.cloudAdmin,
+      adminAddress: this.cloudHost(i),
       concurrency: this.options.cloudConcurrency ?? 2,
-      outDir: join(this.dir, 'cloud'),
+      outDir: join(this.dir, `cloud-${i}`),
       tls: this.tls ? { dir: bundlePaths(this.certs).cloudDir, serverName: '127.0.0.1' } : undefined,
     });
-    this.cloud = await startEnvoy(this.processes, {
-      name: 'cloud-envoy',
+    const cloud = await startEnvoy(this.processes, {
+      name: this.replicas > 1 ? `cloud-envoy-${i}` : 'cloud-envoy',
       configPath,
       baseId: this.nextBaseId++,
       concurrency: this.options.cloudConcurrency ?? 2,
       adminPort: this.ports.cloudAdmin,
+      adminHost: this.cloudHost(i),
+      prefix: network?.exec,
     });
-    await this.cloud.waitReady();
+    this.clouds.set(i, cloud);
+    await cloud.waitReady();
   }
 
-  async stopCloud(): Promise<void> {
-    await this.cloud?.process.stop();
-    this.cloud = undefined;
+  /** Stops every cloud Envoy replica (or just `replica`). */
+  async stopCloud(replica?: number): Promise<void> {
+    for (const [i, cloud] of [...this.clouds]) {
+      if (replica !== undefined && i !== replica) continue;
+      await cloud.process.stop();
+      this.clouds.delete(i);
+    }
   }
 
   async startEdge(node: string): Promise<void> {
@@ -312,9 +359,9 @@ export class Topology {
   }
 
   /** GET / on a node's kubelet through the CONNECT proxy; resolves to the body, or undefined on failure. */
-  async reach(node: string, host = node): Promise<string | undefined> {
+  async reach(node: string, host = node, replica = 1): Promise<string | undefined> {
     const target = `${host.includes(':') ? `[${host}]` : host}:${this.kubeletPort(node)}`;
-    const proxy = { host: '127.0.0.1', port: this.ports.connect, proxyTls: this.clientTls() };
+    const proxy = { host: this.cloudHost(replica), port: this.ports.connect, proxyTls: this.clientTls() };
     // A short per-attempt limit: a stuck attempt must not use up a caller's whole deadline.
     const response = await getThroughProxy(proxy, target, '/', 3000).catch(() => undefined);
     return response?.status === 200 ? response.body.toString() : undefined;
@@ -324,9 +371,9 @@ export class Topology {
    * Waits until a node answers several times in a row: requests land on any cloud worker, and a node
    * counts as reachable only when every worker holds one of its tunnels.
    */
-  async waitReachable(node: string, timeoutMs: number, host = node): Promise<void> {
-    await waitFor(`${node} reachable through its tunnel as ${host}`, async () => {
-      for (let i = 0; i < 4; i++) if ((await this.reach(node, host)) !== `kubelet ${node}\n`) return false;
+  async waitReachable(node: string, timeoutMs: number, host = node, replica = 1): Promise<void> {
+    await waitFor(`${node} reachable through its tunnel as ${host} via cloud replica ${replica}`, async () => {
+      for (let i = 0; i < 4; i++) if ((await this.reach(node, host, replica)) !== `kubelet ${node}\n`) return false;
       return true;
     }, { timeoutMs, intervalMs: 100 });
   }
@@ -338,6 +385,7 @@ export class Topology {
 
   async stop(): Promise<void> {
     await this.processes.stopAll();
+    for (const network of this.replicaNetworks.values()) await network.remove();
     await Promise.all([...this.edges.values()].map((e) => e.kubelet?.close()));
   }
 }

@@ -34,6 +34,9 @@ export interface EnvoyOptions {
   adminPort: number;
   logLevel?: 'trace' | 'debug' | 'info' | 'warning' | 'error' | 'critical' | 'off';
   extraArgs?: readonly string[];
+  /** Runs Envoy under this command prefix (`ip netns exec <ns>`), its admin then at `adminHost`. */
+  prefix?: readonly string[];
+  adminHost?: string;
 }
 
 export interface EnvoyInstance {
@@ -65,8 +68,9 @@ export async function startEnvoy(set: ProcessSet, opts: EnvoyOptions): Promise<E
     '2',
     ...(opts.extraArgs ?? []),
   ];
-  const handle = await set.start({ name: opts.name, command: envoyBinary(), args });
-  const admin = new EnvoyAdmin(opts.adminPort);
+  const [command, ...prefixArgs] = [...(opts.prefix ?? []), envoyBinary()];
+  const handle = await set.start({ name: opts.name, command, args: [...prefixArgs, ...args] });
+  const admin = new EnvoyAdmin(opts.adminPort, 5000, opts.adminHost);
   return {
     name: opts.name,
     process: handle,
@@ -105,11 +109,12 @@ export interface AdminResponse {
   body: string;
 }
 
-/** The admin interface of one Envoy at http://127.0.0.1:<port>. */
+/** The admin interface of one Envoy at http://<host>:<port> (127.0.0.1 unless it runs in a namespace). */
 export class EnvoyAdmin {
   constructor(
     readonly port: number,
     private readonly timeoutMs = 5000,
+    readonly host = '127.0.0.1',
   ) {}
 
   /**
@@ -118,7 +123,7 @@ export class EnvoyAdmin {
    */
   get(pathAndQuery: string): Promise<AdminResponse> {
     return new Promise<AdminResponse>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port: this.port, path: pathAndQuery, agent: false }, (res) => {
+      const req = http.get({ host: this.host, port: this.port, path: pathAndQuery, agent: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));

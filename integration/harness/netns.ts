@@ -17,12 +17,14 @@ async function ip(...args: string[]): Promise<void> {
 export interface PodNetwork {
   readonly namespace: string;
   readonly podIp: string;
+  /** The host's address on the link, when asked for: what programs in the namespace reach the host by. */
+  readonly hostIp?: string;
   /** The command prefix that runs a program inside the namespace. */
   readonly exec: readonly string[];
   remove(): Promise<void>;
 }
 
-export async function createPodNetwork(podIp: string): Promise<PodNetwork> {
+export async function createPodNetwork(podIp: string, hostIp?: string): Promise<PodNetwork> {
   const id = randomBytes(3).toString('hex');
   const namespace = `et-pod-${id}`;
   const [host, pod] = [`eth${id}h`, `eth${id}p`];
@@ -35,6 +37,7 @@ export async function createPodNetwork(podIp: string): Promise<PodNetwork> {
     await ip('link', 'add', host, 'type', 'veth', 'peer', 'name', pod);
     await ip('link', 'set', pod, 'netns', namespace);
     await ip('link', 'set', host, 'up');
+    if (hostIp) await ip('addr', 'add', `${hostIp}/32`, 'dev', host);
     await ip('route', 'add', `${podIp}/32`, 'dev', host);
     const inside = (...args: string[]): Promise<void> => ip('netns', 'exec', namespace, 'ip', ...args);
     await inside('link', 'set', 'lo', 'up');
@@ -46,5 +49,5 @@ export async function createPodNetwork(podIp: string): Promise<PodNetwork> {
     await remove();
     throw error;
   }
-  return { namespace, podIp, exec: ['ip', 'netns', 'exec', namespace], remove };
+  return { namespace, podIp, hostIp, exec: ['ip', 'netns', 'exec', namespace], remove };
 }

@@ -22,7 +22,8 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --listen HOST:PORT       ADS gRPC address              (default 127.0.0.1:18000)
   --admin HOST:PORT        admin: /healthz /metrics /dump (default 127.0.0.1:18001)
   --tunnel-listen H:P      cloud Envoy's tunnel handshake listener (default ${fmt(DEFAULT_SETTINGS.tunnelListen)})
-  --tunnel-dial H:P        where edge Envoys dial the cloud (default ${fmt(DEFAULT_SETTINGS.tunnelDial)})
+  --tunnel-dial LIST       where edge Envoys dial the cloud: H:P per cloud Envoy replica, comma-
+                           separated; every edge holds tunnels to each (default ${DEFAULT_SETTINGS.tunnelDial.map(fmt).join(',')})
   --connect-listen H:P     cloud Envoy's CONNECT listener (default ${fmt(DEFAULT_SETTINGS.connectListen)})
   --tunnels-per-cloud N    tunnels per edge per cloud Envoy, >= its --concurrency (default ${DEFAULT_SETTINGS.tunnelsPerCloud})
   --allowed-ports LIST     node ports reachable besides the kubelet's (default ${DEFAULT_SETTINGS.allowedPorts.join(',')})
@@ -107,7 +108,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const settings: Settings = {
     ...DEFAULT_SETTINGS,
     ...(values['tunnel-listen'] && { tunnelListen: hostPort('tunnel-listen', values['tunnel-listen']) }),
-    ...(values['tunnel-dial'] && { tunnelDial: hostPort('tunnel-dial', values['tunnel-dial']) }),
+    ...(values['tunnel-dial'] && { tunnelDial: values['tunnel-dial'].split(',').map((dial) => hostPort('tunnel-dial', dial.trim())) }),
     ...(values['connect-listen'] && { connectListen: hostPort('connect-listen', values['connect-listen']) }),
     ...(values['tunnels-per-cloud'] && { tunnelsPerCloud: positiveInt('tunnels-per-cloud', values['tunnels-per-cloud']) }),
     ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),

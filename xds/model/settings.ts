@@ -31,8 +31,12 @@ export const DEFAULT_TLS: TlsSettings = {
 export interface Settings {
   /** Where the cloud Envoy accepts reverse-tunnel handshakes from edge Envoys. */
   readonly tunnelListen: SocketAddress;
-  /** Where edge Envoys dial the cloud: the load balancer in front of the cloud Envoys. */
-  readonly tunnelDial: SocketAddress;
+  /**
+   * Where edge Envoys dial the cloud: one address per cloud Envoy replica (each replica's own port or
+   * name at the L4 load balancer). Every edge holds tunnels to every address, so any replica can reach
+   * any node and losing one replica loses no node.
+   */
+  readonly tunnelDial: readonly SocketAddress[];
   /**
    * Tunnels each edge Envoy holds to each cloud Envoy. Reverse sockets belong to one cloud worker
    * thread, so this must be at least the cloud Envoy's --concurrency or some requests get 503; after
@@ -61,7 +65,7 @@ export interface Settings {
 
 export const DEFAULT_SETTINGS: Settings = {
   tunnelListen: { address: '127.0.0.1', port: 9000 },
-  tunnelDial: { address: '127.0.0.1', port: 9000 },
+  tunnelDial: [{ address: '127.0.0.1', port: 9000 }],
   tunnelsPerCloud: 4,
   connectListen: { address: '127.0.0.1', port: 15001 },
   allowedPorts: [10250, 10255],
@@ -78,7 +82,8 @@ export function validateSettings(settings: Settings): InputError[] {
     if (!isValidPort(value)) errors.push({ path, message: `${value} is not a TCP port (1-65535)` });
   };
   port('tunnelListen.port', settings.tunnelListen.port);
-  port('tunnelDial.port', settings.tunnelDial.port);
+  if (settings.tunnelDial.length === 0) errors.push({ path: 'tunnelDial', message: 'needs at least one address' });
+  settings.tunnelDial.forEach((dial, i) => port(`tunnelDial[${i}].port`, dial.port));
   port('connectListen.port', settings.connectListen.port);
   settings.allowedPorts.forEach((p, i) => port(`allowedPorts[${i}]`, p));
   settings.podPorts.forEach((p, i) => port(`podPorts[${i}]`, p));

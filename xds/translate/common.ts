@@ -30,15 +30,15 @@ export function routerFilter(): DeepPartial<HttpFilter> {
   return { name: 'envoy.filters.http.router', typedConfig: pack('envoy.extensions.filters.http.router.v3.Router', {}) };
 }
 
-/** A cluster of one fixed address: STATIC for an IP, STRICT_DNS for a host name. */
-export function singleEndpointCluster(name: string, target: SocketAddress, connectTimeoutSeconds: number): DeepPartial<Cluster> {
+/** A cluster of fixed addresses: STATIC when all are IPs, STRICT_DNS when any is a host name. */
+export function fixedEndpointsCluster(name: string, targets: readonly SocketAddress[], connectTimeoutSeconds: number): DeepPartial<Cluster> {
   return {
     name,
-    type: isIP(target.address) ? Cluster_DiscoveryType.STATIC : Cluster_DiscoveryType.STRICT_DNS,
+    type: targets.every((t) => isIP(t.address)) ? Cluster_DiscoveryType.STATIC : Cluster_DiscoveryType.STRICT_DNS,
     connectTimeout: seconds(connectTimeoutSeconds),
     loadAssignment: {
       clusterName: name,
-      endpoints: [{ lbEndpoints: [{ endpoint: { address: socketAddress(target) } }] }],
+      endpoints: [{ lbEndpoints: targets.map((target) => ({ endpoint: { address: socketAddress(target) } })) }],
     },
   };
 }

@@ -9,7 +9,7 @@ import { HttpConnectionManager_CodecType } from '../../envoy/generated/envoy/ext
 import { pack } from '../../envoy/registry.js';
 import type { TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
-import { STREAM_IDLE_TIMEOUT_S, adsConfigSource, routerFilter, seconds, singleEndpointCluster } from './common.js';
+import { STREAM_IDLE_TIMEOUT_S, adsConfigSource, routerFilter, seconds, fixedEndpointsCluster } from './common.js';
 import { EDGE, localPortCluster } from './names.js';
 
 import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
@@ -117,7 +117,7 @@ export function podCluster(): Any {
 export function cloudCluster(settings: Settings): Any {
   const tls = settings.tls;
   return pack('envoy.config.cluster.v3.Cluster', {
-    ...singleEndpointCluster(EDGE.cloudCluster, settings.tunnelDial, 5),
+    ...fixedEndpointsCluster(EDGE.cloudCluster, settings.tunnelDial, 5),
     transportSocket: tls
       ? upstreamTls({
           certificate: SECRETS.edgeIdentity,
@@ -131,5 +131,5 @@ export function cloudCluster(settings: Settings): Any {
 
 export function localPortClusterOf(port: number, settings: Settings): Any {
   const target = { address: settings.edgeLocalAddress, port };
-  return pack('envoy.config.cluster.v3.Cluster', singleEndpointCluster(localPortCluster(port), target, 2));
+  return pack('envoy.config.cluster.v3.Cluster', fixedEndpointsCluster(localPortCluster(port), [target], 2));
 }
