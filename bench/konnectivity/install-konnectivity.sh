@@ -12,6 +12,10 @@
 #
 # usage: install-konnectivity.sh [--force]
 set -euo pipefail
+LOG_PREFIX=konnectivity
+STEP_HEARTBEAT_S=30
+# shellcheck source=scripts/lib/build-steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/build-steps.sh"
 
 VERSION=v0.33.0
 MODULE=sigs.k8s.io/apiserver-network-proxy
@@ -25,9 +29,6 @@ bindir=$root/.tools/bin
 export GOWORK=off # a go.work around the cache must not join the copied module
 export GONOSUMDB=${GONOSUMDB:+$GONOSUMDB,}$MODULE
 
-log() { printf 'konnectivity: %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-since() { local s=$(($(date +%s) - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 
 force=0
 for arg in "$@"; do
@@ -39,39 +40,14 @@ for arg in "$@"; do
 done
 
 # --- cleanup of what this run started: the heartbeat and a half-built directory ----------------------
-heartbeat_pid=
 tmp_dir=
 cleanup() {
-  if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+  stop_heartbeat
   if [[ -n $tmp_dir ]]; then rm -rf "$tmp_dir"; fi
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# step <log file> <dir> <description> <command...>: runs the command in <dir> with its output in the log
-# file, printing a progress line every 30 s; on failure prints the log's tail and exits.
-step() {
-  local logf=$1 in=$2 what=$3 t0
-  shift 3
-  t0=$(date +%s)
-  log "  $what ..."
-  (
-    trap 'kill $! 2>/dev/null; exit 0' TERM
-    while :; do sleep 30 & wait $!; log "  ... still $what ($(since "$t0"))"; done
-  ) &
-  heartbeat_pid=$!
-  local rc=0
-  (cd "$in" && "$@") >"$logf" 2>&1 || rc=$?
-  kill "$heartbeat_pid" 2>/dev/null || true
-  wait "$heartbeat_pid" 2>/dev/null || true
-  heartbeat_pid=
-  if ((rc != 0)); then
-    log "FAILED: $what (exit $rc after $(since "$t0")); last lines of $logf:"
-    tail -n 30 "$logf" | sed 's/^/    /' >&2
-    exit 1
-  fi
-  log "  $what: done in $(since "$t0")"
-}
 
 command -v go >/dev/null || die "go is not on PATH (Go is needed to build Konnectivity $VERSION)"
 
@@ -144,14 +120,7 @@ install_konnectivity() {
 }
 
 mkdir -p "$base" "$bindir"
-# One install at a time per cache (two `make` runs would otherwise build the same thing twice).
-if command -v flock >/dev/null; then
-  exec 9>"$base/.konnectivity.lock"
-  if ! flock -n 9; then
-    log "waiting for another install-konnectivity.sh using $base"
-    flock 9
-  fi
-fi
+lock_cache "$base/.konnectivity.lock" install-konnectivity.sh
 rm -rf "$base"/.building-konnectivity-* # left by an install that was killed (we hold the lock)
 
 if ((force == 0)) && [[ -d $dir ]] && check "$dir"; then

@@ -8,6 +8,9 @@
 #
 # usage: install-toxiproxy.sh [--force]
 set -euo pipefail
+LOG_PREFIX=toxiproxy
+# shellcheck source=scripts/lib/build-steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/build-steps.sh"
 
 VERSION=v2.5.0
 MODULE=github.com/Shopify/toxiproxy/v2
@@ -18,8 +21,6 @@ dir=$cache_root/toxiproxy-$VERSION
 bindir=$root/.tools/bin
 export GOWORK=off # a go.work around the cache must not join the build
 
-log() { printf 'toxiproxy: %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
 
 force=0
 for arg in "$@"; do
@@ -52,14 +53,7 @@ check() {
 }
 
 mkdir -p "$cache_root" "$bindir"
-# One install at a time per cache (two `make` runs would otherwise build the same thing twice).
-if command -v flock >/dev/null; then
-  exec 9>"$cache_root/.toxiproxy.lock"
-  if ! flock -n 9; then
-    log "waiting for another install-toxiproxy.sh using $cache_root"
-    flock 9
-  fi
-fi
+lock_cache "$cache_root/.toxiproxy.lock" install-toxiproxy.sh
 rm -rf "$cache_root"/.building-toxiproxy-* # left by an install that was killed (we hold the lock)
 
 if ((force == 0)) && [[ -d $dir ]] && check "$dir"; then

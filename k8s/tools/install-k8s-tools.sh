@@ -11,6 +11,9 @@
 # usage: install-k8s-tools.sh [--force] [kubernetes|etcd|kwok ...]   (default: all three)
 # Needs Go >= 1.26.0 (k8s.io/kubernetes v1.37.2 and etcd 3.6.16 declare `go 1.26.0`).
 set -euo pipefail
+LOG_PREFIX=k8s-tools
+# shellcheck source=scripts/lib/build-steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/build-steps.sh"
 
 KUBE_VERSION=v1.37.2    # k8s.io/kubernetes
 STAGING_VERSION=v0.37.2 # its k8s.io/* staging modules, as published
@@ -23,9 +26,6 @@ cache=${EDGE_TUNNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edge-tunnel}/k8s-tool
 bindir=$root/.tools/bin
 export GOWORK=off # a go.work around the cache must not join the throwaway modules
 
-log() { printf 'k8s-tools: %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-since() { local s=$(($(date +%s) - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 
 force=0
 components=()
@@ -40,41 +40,15 @@ done
 ((${#components[@]})) || components=(kubernetes etcd kwok)
 
 # --- cleanup of what this run started: the heartbeat and half-built directories -------------------
-heartbeat_pid=
 tmp_dirs=()
 cleanup() {
-  if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+  stop_heartbeat
   local d
   for d in "${tmp_dirs[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# step <log file> <dir> <description> <command...>: runs the command (a program or a function) in <dir>
-# with its output in the log file, printing a progress line every minute; on failure prints the log's
-# tail and exits.
-step() {
-  local logf=$1 dir=$2 what=$3 t0
-  shift 3
-  t0=$(date +%s)
-  log "  $what ..."
-  (
-    trap 'kill $! 2>/dev/null; exit 0' TERM
-    while :; do sleep 60 & wait $!; log "  ... still $what ($(since "$t0"))"; done
-  ) &
-  heartbeat_pid=$!
-  local rc=0
-  (cd "$dir" && "$@") >"$logf" 2>&1 || rc=$?
-  kill "$heartbeat_pid" 2>/dev/null || true
-  wait "$heartbeat_pid" 2>/dev/null || true
-  heartbeat_pid=
-  if ((rc != 0)); then
-    log "FAILED: $what (exit $rc after $(since "$t0")); last lines of $logf:"
-    tail -n 30 "$logf" | sed 's/^/    /' >&2
-    exit 1
-  fi
-  log "  $what: done in $(since "$t0")"
-}
 
 # --- Go ----------------------------------------------------------------------------------------------
 command -v go >/dev/null || die "go is not on PATH (Go >= $MIN_GO is needed to build the Kubernetes tools)"
@@ -229,14 +203,7 @@ install_component() {
 }
 
 mkdir -p "$cache" "$bindir"
-# One install at a time per cache (two `make` runs would otherwise build the same thing twice).
-if command -v flock >/dev/null; then
-  exec 9>"$cache/.lock"
-  if ! flock -n 9; then
-    log "waiting for another install-k8s-tools.sh using $cache"
-    flock 9
-  fi
-fi
+lock_cache "$cache/.lock" install-k8s-tools.sh
 rm -rf "$cache"/.building-* # left by an install that was killed (we hold the lock: none is running)
 
 t_all=$(date +%s)
