@@ -104,28 +104,26 @@ export function routingHosts(node: TunnelNode): string[] {
 }
 
 /**
- * Validates a node list and returns the nodes that can be served plus the reasons for each one
- * skipped. A node with an error is skipped whole. Names and addresses share one namespace, because
- * both become CONNECT authorities: of two nodes claiming one name or address, the first keeps it and
- * the later one is skipped, so routing is never ambiguous and Envoy never sees a duplicate domain.
+ * Validates a node list and returns the nodes that can be served plus the reasons for each change.
+ * A node with an error of its own, or whose name an earlier node has, is skipped whole. An address
+ * that is another node's name, or that several nodes list, is routed to none of them: every kubelet
+ * writes its own Node's addresses, so letting one claimant win would let any node take another's
+ * traffic (or knock it out) by listing its address. The nodes keep their other addresses. Of two
+ * nodes with overlapping pod CIDRs the later one is skipped.
  */
 export function validateNodes(
   nodes: readonly TunnelNode[],
   pathOf: (index: number) => string = (i) => `nodes[${i}]`,
 ): { nodes: TunnelNode[]; errors: InputError[] } {
-  const accepted: TunnelNode[] = [];
   const errors: InputError[] = [];
-  const owners = new Map<string, string>();
+  const named = new Map<string, string>();
   const ranges: { cidr: Cidr; text: string; owner: string }[] = [];
+  const candidates: { node: TunnelNode; path: string }[] = [];
   nodes.forEach((node, i) => {
     const path = pathOf(i);
     const own = validateNode(node, path);
-    const nameOwner = owners.get(node.name.toLowerCase());
-    if (nameOwner !== undefined) own.push({ path: `${path}.name`, message: `"${node.name}" is already claimed by ${nameOwner}` });
-    node.addresses.forEach((address, j) => {
-      const owner = owners.get(address.toLowerCase());
-      if (owner !== undefined) own.push({ path: `${path}.addresses[${j}]`, message: `"${address}" is already claimed by ${owner}` });
-    });
+    const nameOwner = named.get(node.name.toLowerCase());
+    if (nameOwner !== undefined) own.push({ path: `${path}.name`, message: `"${node.name}" is already defined by ${nameOwner}` });
     node.podCIDRs.forEach((text, j) => {
       const cidr = parseCidr(text);
       const clash = cidr && ranges.find((r) => cidrsOverlap(r.cidr, cidr));
@@ -135,12 +133,35 @@ export function validateNodes(
       errors.push(...own);
       return;
     }
-    for (const host of routingHosts(node)) owners.set(host, `${path} (${node.name})`);
+    named.set(node.name.toLowerCase(), `${path} (${node.name})`);
     for (const text of node.podCIDRs) {
       const cidr = parseCidr(text);
       if (cidr) ranges.push({ cidr, text, owner: `${path} (${node.name})` });
     }
-    accepted.push(node);
+    candidates.push({ node, path });
+  });
+  // Who lists each address (a node listing its own name, as a Hostname address does, is no claim).
+  const claimants = new Map<string, string[]>();
+  for (const { node, path } of candidates) {
+    for (const host of new Set(node.addresses.map((a) => a.toLowerCase()))) {
+      if (host === node.name) continue;
+      claimants.set(host, [...(claimants.get(host) ?? []), `${path} (${node.name})`]);
+    }
+  }
+  const contested = (host: string): string | undefined => {
+    const others = named.get(host);
+    const listed = claimants.get(host) ?? [];
+    if (others !== undefined) return `is the name of ${others}`;
+    return listed.length > 1 ? `is listed by ${listed.join(' and ')}` : undefined;
+  };
+  const accepted = candidates.map(({ node, path }) => {
+    const addresses = node.addresses.filter((address, j) => {
+      const host = address.toLowerCase();
+      const why = host === node.name ? undefined : contested(host);
+      if (why) errors.push({ path: `${path}.addresses[${j}]`, message: `"${address}" ${why}: routed to no node` });
+      return why === undefined;
+    });
+    return addresses.length === node.addresses.length ? node : { ...node, addresses };
   });
   return { nodes: accepted, errors };
 }

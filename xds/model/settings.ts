@@ -1,6 +1,7 @@
 // Settings that shape the Envoy resources, independent of which nodes exist. Defaults serve the demo
 // (everything on loopback); a deployment overrides the addresses.
 
+import { isIP } from 'node:net';
 import { isValidPort, type InputError } from './node.js';
 
 export interface SocketAddress {
@@ -81,6 +82,18 @@ export function validateSettings(settings: Settings): InputError[] {
   const port = (path: string, value: number): void => {
     if (!isValidPort(value)) errors.push({ path, message: `${value} is not a TCP port (1-65535)` });
   };
+  const listenAddress = (path: string, address: string): void => {
+    if (isIP(address) === 0) errors.push({ path, message: `"${address}" is not an IP address (Envoy listens on IPs)` });
+  };
+  listenAddress('tunnelListen.address', settings.tunnelListen.address);
+  listenAddress('connectListen.address', settings.connectListen.address);
+  settings.tunnelDial.forEach((dial, i) => {
+    if (dial.address === '') errors.push({ path: `tunnelDial[${i}].address`, message: 'must not be empty' });
+  });
+  const overlap = settings.podPorts.filter((p) => settings.allowedPorts.includes(p));
+  if (overlap.length > 0) {
+    errors.push({ path: 'podPorts', message: `${overlap.join(', ')} also in allowedPorts: a port is either a node port or a pod port` });
+  }
   port('tunnelListen.port', settings.tunnelListen.port);
   if (settings.tunnelDial.length === 0) errors.push({ path: 'tunnelDial', message: 'needs at least one address' });
   settings.tunnelDial.forEach((dial, i) => port(`tunnelDial[${i}].port`, dial.port));
@@ -100,7 +113,7 @@ export function validateSettings(settings: Settings): InputError[] {
     if (settings.tls.cloudDir && !settings.tls.cloudDir.startsWith('/')) errors.push({ path: 'tls.cloudDir', message: 'must be an absolute path' });
     if (settings.tls.edgeDir && !settings.tls.edgeDir.startsWith('/')) errors.push({ path: 'tls.edgeDir', message: 'must be an absolute path' });
   }
-  if (!(settings.tunnelPingIntervalSeconds > 0)) {
+  if (!(settings.tunnelPingIntervalSeconds > 0 && Number.isFinite(settings.tunnelPingIntervalSeconds))) {
     errors.push({ path: 'tunnelPingIntervalSeconds', message: 'must be more than 0' });
   }
   return errors;

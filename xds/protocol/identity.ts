@@ -32,21 +32,35 @@ export interface PeerIdentity {
   readonly name: string;
 }
 
-const IDENTITY_URI = /^spiffe:\/\/edge-tunnel\/(edge|cloud)\/([^/]+)$/;
+const IDENTITY_URI = /^spiffe:\/\/edge-tunnel\/(edge|cloud)\/([a-z0-9.-]+)$/;
 
 /**
  * Reads the identity from a certificate's subjectaltname string ("DNS:a, URI:spiffe://…"). Returns
  * undefined unless exactly one edge-tunnel identity is named: a certificate naming two is ambiguous.
  */
 export function peerIdentityFromSans(subjectAltName: string | undefined): PeerIdentity | undefined {
-  const found = (subjectAltName ?? '')
-    .split(/,\s*/)
-    .filter((entry) => entry.startsWith('URI:'))
-    .flatMap((entry) => {
-      const match = IDENTITY_URI.exec(entry.slice(4));
+  const found = sanEntries(subjectAltName ?? '')
+    .filter(([kind]) => kind === 'URI')
+    .flatMap(([, value]) => {
+      const match = IDENTITY_URI.exec(value);
       return match ? [{ role: match[1] as ProxyRole, name: match[2] }] : [];
     });
   return found.length === 1 ? found[0] : undefined;
+}
+
+/**
+ * Splits Node's subjectaltname string ("DNS:a, URI:b") into (kind, value) pairs. Node quotes a value
+ * holding a comma or a quote as a JSON string, so a crafted DNS name cannot pass for a URI entry.
+ */
+export function sanEntries(subjectAltName: string): [string, string][] {
+  const entries: [string, string][] = [];
+  const pattern = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/gy;
+  let match: RegExpExecArray | null;
+  while ((match = pattern.exec(subjectAltName)) !== null && match[0] !== '') {
+    const raw = match[2];
+    entries.push([match[1], raw.startsWith('"') ? (JSON.parse(raw) as string) : raw]);
+  }
+  return entries;
 }
 
 /**

@@ -127,18 +127,12 @@ describe('parseNodesFile', () => {
     { what: 'a missing name', entry: '{addresses: [10.0.0.9]}', path: '.name', message: /is required/ },
     { what: 'a name that is not a string', entry: '{name: 42}', path: '.name', message: /must be a string, not a number/ },
     { what: 'a bad name', entry: '{name: Node_B}', path: '.name', message: /DNS subdomain/ },
-    { what: 'a duplicate name', entry: '{name: good}', path: '.name', message: /already claimed by nodes\[0\] \(line 2\)/ },
+    { what: 'a duplicate name', entry: '{name: good}', path: '.name', message: /already defined by nodes\[0\] \(line 2\)/ },
     { what: 'an unknown key', entry: '{name: b, lables: {}}', path: '.lables', message: /unknown key/ },
     { what: 'an entry that is not a mapping', entry: 'just-a-name', path: '', message: /must be a mapping/ },
     { what: 'addresses not a list', entry: '{name: b, addresses: 10.0.0.9}', path: '.addresses', message: /must be a list/ },
     { what: 'an address not a string', entry: '{name: b, addresses: [7]}', path: '.addresses[0]', message: /must be a string/ },
     { what: 'a bad address', entry: '{name: b, addresses: ["not an address"]}', path: '.addresses[0]', message: /not an IP address or host name/ },
-    {
-      what: 'an address claimed twice',
-      entry: '{name: b, addresses: [10.0.0.1]}',
-      path: '.addresses[0]',
-      message: /already claimed by nodes\[0\] \(line 2\) \(good\)/,
-    },
     { what: 'a port that is not a number', entry: '{name: b, kubeletPort: "10250"}', path: '.kubeletPort', message: /must be a number/ },
     { what: 'a port out of range', entry: '{name: b, kubeletPort: 70000}', path: '.kubeletPort', message: /not a TCP port/ },
     { what: 'an unknown role', entry: '{name: b, role: master}', path: '.role', message: /must be "edge" or "cloud", not "master"/ },
@@ -159,6 +153,24 @@ describe('parseNodesFile', () => {
       assert.match(result.errors[0]?.message ?? '', message);
     });
   }
+
+  test('routes an address two nodes list to neither, keeping both nodes (no node can take another\'s address)', () => {
+    const text = 'nodes:\n  - {name: good, addresses: [10.0.0.1, 10.0.0.2]}\n  - {name: b, addresses: [10.0.0.1, good]}\n';
+    const result = parseNodesFile(text, 'nodes.yaml');
+    assert.deepEqual(
+      result.nodes.map((node) => [node.name, node.addresses]),
+      [
+        ['good', ['10.0.0.2']],
+        ['b', []],
+      ],
+    );
+    assert.deepEqual(
+      result.errors.map((e) => e.path),
+      ['nodes[0] (line 2).addresses[0]', 'nodes[1] (line 3).addresses[0]', 'nodes[1] (line 3).addresses[1]'],
+    );
+    assert.match(result.errors[0]?.message ?? '', /is listed by nodes\[0\] \(line 2\) \(good\) and nodes\[1\] \(line 3\) \(b\): routed to no node/);
+    assert.match(result.errors[2]?.message ?? '', /"good" is the name of nodes\[0\] \(line 2\) \(good\)/);
+  });
 
   test('reports every problem of a bad entry, in file order, and keeps the good ones', () => {
     const text = [

@@ -7,10 +7,10 @@ import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/bas
 import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
 import { HttpConnectionManager_CodecType } from '../../envoy/generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 import { pack } from '../../envoy/registry.js';
-import type { TunnelNode } from '../model/node.js';
+import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { STREAM_IDLE_TIMEOUT_S, adsConfigSource, routerFilter, seconds, fixedEndpointsCluster } from './common.js';
-import { EDGE, localPortCluster } from './names.js';
+import { EDGE, authority, localPortCluster } from './names.js';
 
 import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
 import { podVirtualHosts } from './pods.js';
@@ -46,11 +46,15 @@ export function tunnelListener(node: TunnelNode, settings: Settings): Any {
   });
 }
 
-/** CONNECT to an allowed port is terminated here and forwarded as raw TCP to the local service. */
-function localPortVirtualHost(port: number): DeepPartial<VirtualHost> {
+/**
+ * CONNECT to an allowed port of this node (by its name or an address) is terminated here and forwarded
+ * as raw TCP to the local service. Exact hosts, not "*:port": a pod IP with the same port must reach
+ * the pod routes below, not the node's own service.
+ */
+function localPortVirtualHost(node: TunnelNode, port: number): DeepPartial<VirtualHost> {
   return {
     name: `port_${port}`,
-    domains: [`*:${port}`],
+    domains: routingHosts(node).map((host) => authority(host, port)),
     routes: [
       {
         match: { connectMatcher: {} },
@@ -82,7 +86,7 @@ export function localRoutes(node: TunnelNode, settings: Settings): Any {
   const ports = allowedPortsOf(node.kubeletPort, settings);
   return pack('envoy.config.route.v3.RouteConfiguration', {
     name: EDGE.localRoutes,
-    virtualHosts: [...ports.map(localPortVirtualHost), ...edgePodVirtualHosts(node, settings), refuseOtherPorts()],
+    virtualHosts: [...ports.map((port) => localPortVirtualHost(node, port)), ...edgePodVirtualHosts(node, settings), refuseOtherPorts()],
   });
 }
 

@@ -12,9 +12,9 @@ function octetsOf(value: number): number[] {
   return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256);
 }
 
-/** The wildcard domain covering an IPv4 range: its whole leading octets, then "*". */
+/** The wildcard domain covering an IPv4 range: its whole leading octets (three at most), then "*". */
 export function wildcardDomain(cidr: Cidr): string {
-  const whole = Math.floor(cidr.prefix / 8);
+  const whole = Math.min(Math.floor(cidr.prefix / 8), 3);
   return [...octetsOf(cidr.base).slice(0, whole), '*'].join('.');
 }
 
