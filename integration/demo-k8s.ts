@@ -5,6 +5,7 @@
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { EdgeCluster } from './kube/edge-cluster.js';
+import { stopOnSignals } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const DEMO = join(ROOT, '.demo');
@@ -22,17 +23,7 @@ async function main(): Promise<void> {
     ],
     certsDir: join(DEMO, 'certs'),
   });
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    say('\nstopping …');
-    await edge.stop();
-    say('stopped.');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  stopOnSignals(edge, say);
   say('starting a pod on each edge node …');
   await edge.runPod('edge-a', 'app-a');
   await edge.runPod('edge-b', 'app-b');

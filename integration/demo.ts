@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundlePaths } from '../certs/bundle.js';
-import { Topology } from './topology.js';
+import { Topology, stopOnSignals } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
 /** The certificates a cloud client needs, where the README says they are. */
@@ -35,17 +35,7 @@ async function main(): Promise<void> {
     kubeletPorts: { 'node-a': 10250, 'node-b': 10260 },
     certsDir: CERTS,
   });
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    say('\nstopping …');
-    await topology.stop();
-    say('stopped.');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  stopOnSignals(topology, say);
   say('waiting for the reverse tunnels …');
   await topology.waitReachable('node-a', 20_000);
   await topology.waitReachable('node-b', 20_000);

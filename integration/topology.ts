@@ -390,6 +390,21 @@ export class Topology {
   }
 }
 
+/** Stops `running` once on SIGINT or SIGTERM (the demos' Ctrl-C), saying so, then exits. */
+export function stopOnSignals(running: { stop(): Promise<void> }, say: (line: string) => void): void {
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    say('\nstopping …');
+    await running.stop();
+    say('stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
 export function processLines(handles: readonly ProcessHandle[]): string {
   return handles.map((h) => `    ${h.name.padEnd(16)} pid ${String(h.pid).padEnd(8)} log ${h.logFile}`).join('\n');
 }

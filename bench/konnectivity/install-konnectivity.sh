@@ -30,14 +30,7 @@ export GOWORK=off # a go.work around the cache must not join the copied module
 export GONOSUMDB=${GONOSUMDB:+$GONOSUMDB,}$MODULE
 
 
-force=0
-for arg in "$@"; do
-  case $arg in
-    --force) force=1 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$arg' (want --force)" ;;
-  esac
-done
+parse_force 2,13 "$@"
 
 # --- cleanup of what this run started: the heartbeat and a half-built directory ----------------------
 tmp_dir=

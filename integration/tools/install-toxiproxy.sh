@@ -22,14 +22,7 @@ bindir=$root/.tools/bin
 export GOWORK=off # a go.work around the cache must not join the build
 
 
-force=0
-for arg in "$@"; do
-  case $arg in
-    --force) force=1 ;;
-    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$arg' (want --force)" ;;
-  esac
-done
+parse_force 2,9 "$@"
 
 tmp=
 cleanup() { if [[ -n $tmp ]]; then rm -rf "$tmp"; fi; }

@@ -45,3 +45,18 @@ lock_cache() {
     flock 9
   fi
 }
+
+# parse_force <help line range> "$@": sets force=1 for --force, prints the script's header comment
+# (lines <range>) for --help, refuses anything else.
+force=0
+parse_force() {
+  local help=$1 arg
+  shift
+  for arg in "$@"; do
+    case $arg in
+      --force) force=1 ;;
+      -h | --help) sed -n "${help}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown argument '$arg' (want --force)" ;;
+    esac
+  done
+}
