@@ -1,5 +1,5 @@
-# edge-tunnel: one image for the xDS server (`xds serve`), the bootstrap init step (`agent-bootstrap`)
-# and the certificate tool (`certs`). Envoy itself runs from the official envoyproxy/envoy image.
+# edge-tunnel: one image for the xDS server (`xds serve`), the bootstrap init step (`agent-bootstrap`),
+# the edge's connect-terminator and the certificate tool (`certs`). Envoy itself runs from the official envoyproxy/envoy image.
 #
 #   docker build -t edge-tunnel:latest .
 #   docker run --rm edge-tunnel:latest dist/xds/cli/main.js --help
@@ -19,6 +19,7 @@ COPY xds ./xds
 COPY agent-bootstrap ./agent-bootstrap
 COPY envoy ./envoy
 COPY certs ./certs
+COPY connect-terminator ./connect-terminator
 RUN npx tsc -p tsconfig.json \
  && find dist \( -name '*.test.js' -o -name '*.js.map' \) -delete
 

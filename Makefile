@@ -2,7 +2,7 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 NODE_TEST := node --import tsx --test --test-reporter=spec
-UNIT_TESTS = $(shell find xds agent-bootstrap envoy certs -name '*.test.ts' -not -path '*/generated/*' | sort)
+UNIT_TESTS = $(shell find xds agent-bootstrap envoy certs connect-terminator -name '*.test.ts' -not -path '*/generated/*' | sort)
 INTEGRATION_TESTS = $(shell find integration -name '*.test.ts' | sort)
 
 .PHONY: help tools system deps envoy k8s-tools fault-tools protos lint typecheck unit integration test demo demo-k8s build bench

@@ -126,11 +126,20 @@ function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepParti
   };
 }
 
+/**
+ * Lets the edge Envoy end a tunnelled stream with END_STREAM when its upstream (the connect-terminator)
+ * finishes first, instead of resetting it and dropping what flow control still holds back. Edge only:
+ * the cloud must keep resetting its upstream stream once the response ended, because its HTTP/1.1
+ * CONNECT clients cannot be half-closed and would otherwise wait forever.
+ */
+export const EDGE_RUNTIME = { 'envoy.reloadable_features.allow_multiplexed_upstream_half_close': true } as const;
+
 export function edgeBootstrap(options: BootstrapOptions): DeepPartial<Bootstrap> {
   const nameError = dnsSubdomainError(options.id);
   if (nameError) throw new Error(`node name "${options.id}" ${nameError}`);
   return {
     ...common(options, 'edge'),
+    layeredRuntime: { layers: [{ name: 'edge-tunnel', staticLayer: { ...EDGE_RUNTIME } }] },
     bootstrapExtensions: [
       {
         name: 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface',

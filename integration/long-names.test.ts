@@ -25,6 +25,7 @@ import {
   freePort,
   getThroughProxy,
   runDir,
+  startConnectTerminator,
   startEnvoy,
   startStandInKubelet,
   waitFor,
@@ -117,6 +118,8 @@ class LongNameTopology {
       nodes: this.edges.map((e) => ({ name: e.name, addresses: [e.address], kubeletPort: e.kubelet.port })),
     }));
     const paths = bundlePaths(this.certs);
+    const terminatorSocket = join(this.dir, 'terminator.sock');
+    await startConnectTerminator(this.processes, terminatorSocket, `long-names-terminator${this.suffix}`);
     await this.processes.start({
       name: `long-names-xds${this.suffix}`,
       command: process.execPath,
@@ -129,6 +132,7 @@ class LongNameTopology {
         '--tunnel-dial', `127.0.0.1:${this.ports.tunnel}`,
         '--connect-listen', `127.0.0.1:${this.ports.connect}`,
         '--tunnels-per-cloud', '1',
+        '--terminator-socket', terminatorSocket,
         ...(this.tls
           ? [
               '--tls-dir', paths.xdsDir,

@@ -17,6 +17,7 @@ import {
   createPodNetwork,
   openConnect,
   runDir,
+  startConnectTerminator,
   startEnvoy,
   startStandInKubelet,
   waitFor,
@@ -63,6 +64,11 @@ export interface TopologyOptions {
    * (kwok, started by the caller) and `kubeletPorts` must name each node's port.
    */
   readonly kubeconfig?: string;
+  /**
+   * Who turns tunnelled CONNECT into TCP at the edge (`--edge-connect-termination`): the
+   * connect-terminator (the default) or the edge Envoy itself (Envoy 1.40's lossy stock shape).
+   */
+  readonly edgeConnectTermination?: 'terminator' | 'envoy';
 }
 
 /** The name edges require in the cloud Envoy's certificate. */
@@ -86,6 +92,7 @@ export class Topology {
   readonly nodesFile: string;
   private readonly edges = new Map<string, EdgeState>();
   private xds?: ProcessHandle;
+  private terminator?: ProcessHandle;
   private readonly clouds = new Map<number, EnvoyInstance>();
   private readonly replicaNetworks = new Map<number, PodNetwork>();
   private nextBaseId = 1000 + Math.floor(Math.random() * 60_000);
@@ -97,6 +104,18 @@ export class Topology {
     this.dir = options.dir ?? runDir();
     this.nodesFile = join(this.dir, 'nodes.yaml');
     this.certs = options.certsDir ?? join(this.dir, 'certs');
+  }
+
+  /**
+   * The connect-terminator's socket. Every edge of this topology shares this host and its loopback
+   * kubelets, so one terminator serves them all, as one does per edge host in a cluster.
+   */
+  get terminatorSocket(): string {
+    return join(this.dir, 'terminator.sock');
+  }
+
+  get edgeConnectTermination(): 'terminator' | 'envoy' {
+    return this.options.edgeConnectTermination ?? 'terminator';
   }
 
   get tls(): boolean {
@@ -196,7 +215,18 @@ export class Topology {
     }
     await this.startXds();
     await this.startCloud();
+    if (this.edgeConnectTermination === 'terminator') await this.startTerminator();
     for (const node of this.options.nodes) await this.startEdge(node);
+  }
+
+  /** Starts (or restarts) the connect-terminator the edge Envoys forward CONNECT to. */
+  async startTerminator(): Promise<void> {
+    this.terminator = await startConnectTerminator(this.processes, this.terminatorSocket);
+  }
+
+  async stopTerminator(): Promise<void> {
+    await this.terminator?.stop();
+    this.terminator = undefined;
   }
 
   /** Prepares an edge node (kubelet and bootstrap) without listing it or starting its Envoy. */
@@ -273,6 +303,8 @@ export class Topology {
               '--cloud-server-name', CLOUD_SERVER_NAME,
             ]
           : ['--insecure']),
+        '--edge-connect-termination', this.edgeConnectTermination,
+        '--terminator-socket', this.terminatorSocket,
         ...(this.options.serveArgs ?? []),
       ],
       cwd: ROOT,

@@ -25,6 +25,7 @@ import {
   type ToxiproxyInstance,
 } from './harness/index.js';
 import { DEFAULT_SETTINGS } from '../xds/model/settings.js';
+import { patternBytes, patternSha256, runCommand, startByteTarget, type ByteTarget, type ReadResult } from './harness/byte-target.js';
 import { Topology, stepsWithLogs } from './topology.js';
 
 const MiB = 1024 * 1024;
@@ -41,6 +42,7 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
   const faults = new ProcessSet();
   let toxiproxy: ToxiproxyInstance;
   let topology: Topology;
+  let byteTarget: ByteTarget;
 
   const step = stepsWithLogs(() => `${faults.describeFailure(20)}\n${topology?.processes.describeFailure() ?? ''}`);
   const target = (): string => `node-a:${topology.kubeletPort('node-a')}`;
@@ -145,10 +147,17 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
 
   before(async () => {
     toxiproxy = await startToxiproxy(faults);
+    byteTarget = await startByteTarget();
     // The cloud listens on tunnelPort; Toxiproxy listens on a port of its choosing and forwards there.
     const tunnelPort = await freePort();
     const link = await toxiproxy.client.createProxy({ name: LINK, listen: '127.0.0.1:0', upstream: `127.0.0.1:${tunnelPort}` });
-    topology = await Topology.start({ nodes: ['node-a'], cloudConcurrency: CLOUD_WORKERS, tunnelPort, tunnelDialPort: listenPort(link) });
+    topology = await Topology.start({
+      nodes: ['node-a'],
+      cloudConcurrency: CLOUD_WORKERS,
+      tunnelPort,
+      tunnelDialPort: listenPort(link),
+      serveArgs: ['--allowed-ports', String(byteTarget.port)],
+    });
   });
   // Whatever a case did to the link (even when it failed half-way), the next one starts on a clean one.
   afterEach(async () => toxiproxy?.client.reset());
@@ -157,6 +166,7 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
       await topology?.stop();
     } finally {
       await faults.stopAll();
+      await byteTarget?.close();
     }
   });
 
@@ -182,6 +192,27 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
       `latency 300 ms each way: CONNECT 200 after ${timed.connectMs} ms, kubelet TLS up after ${timed.tlsMs} ms, ` +
         `first response byte (TTFB) after ${timed.firstByteMs} ms, 8 MiB done after ${timed.totalMs} ms`,
     );
+  });
+
+  step('300 ms latency and 2 MiB/s each way: downloads the target ends with its FIN arrive whole (1 KiB, 1 MiB, 64 MiB), uploads too', async (t) => {
+    await settle(t);
+    await toxiproxy.client.addToxicBothWays(LINK, { name: 'latency', type: 'latency', attributes: { latency: 300 } });
+    await toxiproxy.client.addToxicBothWays(LINK, { name: 'bandwidth', type: 'bandwidth', attributes: { rate: Math.round((2 * MiB) / 1000) } });
+    const through = async (command: string, upload?: Iterable<Buffer>): Promise<ReadResult> => {
+      const tunnel = await openConnect({ proxyHost: '127.0.0.1', proxyPort: topology.connectPort, target: `node-a:${byteTarget.port}`, proxyTls: topology.clientTls(), timeoutMs: 10_000 });
+      assert.equal(tunnel.status, 200, tunnel.statusLine);
+      return runCommand(tunnel.socket, command, upload);
+    };
+    for (const size of [1024, MiB, 64 * MiB]) {
+      const result = await through(`SEND ${size}`);
+      assert.equal(result.ending, 'end', `${size} bytes: the stream ended with ${result.ending}`);
+      assert.equal(result.bytes, size, `${size} bytes: ${result.bytes} arrived`);
+      assert.equal(result.sha256, patternSha256(size), `${size} bytes: checksum`);
+      t.diagnostic(`weak link, ${size} B sent then closed by the target: ${result.msTotal.toFixed(0)} ms, end ${result.msToEnd.toFixed(1)} ms after the last byte`);
+    }
+    const size = 8 * MiB;
+    const upload = await through(`SINK ${size}`, patternBytes(size));
+    assert.equal(upload.head, `${patternSha256(size)}\n`, 'the target hashed the whole upload');
   });
 
   step('bandwidth capped at 1 MiB/s each way: 4 MiB arrive intact both ways, no timeout kills the stream', async (t) => {

@@ -99,7 +99,8 @@ export class TunnelSession {
   private received = Buffer.alloc(0);
   private wake: (() => void) | undefined;
   private closedBy: string | undefined;
-  private busy = false;
+  /** The request in flight: HTTP/1.1 answers come in order, so callers take turns. */
+  private turn: Promise<unknown> = Promise.resolve();
   /** Requests answered on this session. */
   answered = 0;
 
@@ -154,31 +155,35 @@ export class TunnelSession {
     return Array.isArray(cn) ? cn.join(',') : cn;
   }
 
-  /** One request on the session; rejects if the session ends first or the answer is late. */
-  async request(method: string, path: string, timeoutMs = 5000): Promise<SessionResponse> {
-    if (this.busy) throw new Error('TunnelSession: one request at a time');
+  /**
+   * One request on the session; rejects if the session ends first or the answer is late. Callers that
+   * overlap (a background load and a foreground check) are served one after the other; the deadline
+   * counts from the request's own turn.
+   */
+  request(method: string, path: string, timeoutMs = 5000): Promise<SessionResponse> {
+    const mine = this.turn.then(() => this.exchange(method, path, timeoutMs));
+    this.turn = mine.catch(() => undefined);
+    return mine;
+  }
+
+  private async exchange(method: string, path: string, timeoutMs: number): Promise<SessionResponse> {
     if (this.closedBy !== undefined) throw new Error(`the tunnel session is over (${this.closedBy})`);
-    this.busy = true;
     const deadline = performance.now() + timeoutMs;
-    try {
-      this.socket.write(`${method} ${path} HTTP/1.1\r\nHost: kubelet\r\nConnection: keep-alive\r\n\r\n`);
-      let headEnd: number;
-      while ((headEnd = this.received.indexOf('\r\n\r\n')) === -1) await this.more(deadline, `${method} ${path}: response head`);
-      const head = this.received.subarray(0, headEnd).toString('latin1');
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
-      if (match === null) throw new Error(`${method} ${path}: malformed response head ${JSON.stringify(head)}`);
-      const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-      if (length === null) throw new Error(`${method} ${path}: the response has no Content-Length`);
-      const total = headEnd + 4 + Number(length[1]);
-      while (this.received.length < total) await this.more(deadline, `${method} ${path}: response body`);
-      const body = this.received.subarray(headEnd + 4, total).toString('utf8');
-      this.received = this.received.subarray(total);
-      this.answered += 1;
-      const newline = head.indexOf('\r\n');
-      return { status: Number(match[1]), headers: newline === -1 ? '' : head.slice(newline + 2), body };
-    } finally {
-      this.busy = false;
-    }
+    this.socket.write(`${method} ${path} HTTP/1.1\r\nHost: kubelet\r\nConnection: keep-alive\r\n\r\n`);
+    let headEnd: number;
+    while ((headEnd = this.received.indexOf('\r\n\r\n')) === -1) await this.more(deadline, `${method} ${path}: response head`);
+    const head = this.received.subarray(0, headEnd).toString('latin1');
+    const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
+    if (match === null) throw new Error(`${method} ${path}: malformed response head ${JSON.stringify(head)}`);
+    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+    if (length === null) throw new Error(`${method} ${path}: the response has no Content-Length`);
+    const total = headEnd + 4 + Number(length[1]);
+    while (this.received.length < total) await this.more(deadline, `${method} ${path}: response body`);
+    const body = this.received.subarray(headEnd + 4, total).toString('utf8');
+    this.received = this.received.subarray(total);
+    this.answered += 1;
+    const newline = head.indexOf('\r\n');
+    return { status: Number(match[1]), headers: newline === -1 ? '' : head.slice(newline + 2), body };
   }
 
   close(): void {

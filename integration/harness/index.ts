@@ -47,6 +47,7 @@ export {
   type SessionResponse,
 } from './certificates.js';
 export { createPodNetwork, type PodNetwork } from './netns.js';
+export { startConnectTerminator } from './terminator.js';
 export {
   ToxiproxyClient,
   listenPort,

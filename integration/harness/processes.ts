@@ -1,9 +1,10 @@
 // Child processes for integration tests (Envoy, mostly). Each one runs in its own process group so that
-// stopping it also stops anything it forked, its output goes to a log file in a per-run directory (kept
-// after the run for post-mortems) and to an in-memory tail that a failing test prints. Groups that are
+// stopping it also stops anything it forked, its output goes to a log file in a per-run directory
+// (removed when the runner exits, pass or fail; EDGE_TUNNEL_KEEP_LOGS=1 keeps it for a post-mortem) and
+// to an in-memory tail that a failing test prints. Groups that are
 // still running when the test runner exits are SIGKILLed so that no Envoy outlives the tests holding ports.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -50,10 +51,22 @@ const SIGKILL_WAIT_MS = 5000;
 
 let runDirectory: string | undefined;
 
-/** The per-run directory holding the log files, created on first use and left in place afterwards. */
+/**
+ * The per-run directory holding the log files and everything else a run writes (certificates, nodes
+ * files, sockets), created on first use and removed when the runner exits.
+ */
 export function runDir(): string {
-  runDirectory ??= mkdtempSync(path.join(tmpdir(), 'edge-tunnel-it-'));
+  if (runDirectory === undefined) {
+    runDirectory = mkdtempSync(path.join(tmpdir(), 'edge-tunnel-it-'));
+    installSafetyNet();
+  }
   return runDirectory;
+}
+
+function removeRunDir(): void {
+  if (runDirectory === undefined || process.env.EDGE_TUNNEL_KEEP_LOGS === '1') return;
+  rmSync(runDirectory, { recursive: true, force: true });
+  runDirectory = undefined;
 }
 
 // Process groups started by this runner and not yet known to be gone, for the exit-time safety net.
@@ -264,12 +277,16 @@ function killRemainingGroups(): void {
 function installSafetyNet(): void {
   if (safetyNetInstalled) return;
   safetyNetInstalled = true;
-  process.on('exit', killRemainingGroups);
+  const cleanUp = (): void => {
+    killRemainingGroups();
+    removeRunDir();
+  };
+  process.on('exit', cleanUp);
   // A signal's default action ends the runner without an 'exit' event. Clean up, then, if nobody else
   // handles the signal, re-raise it so that the runner still dies of it as it would have.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
-      killRemainingGroups();
+      cleanUp();
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }

@@ -31,6 +31,13 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
                            kube-apiserver's pod and service proxy (default: none)
   --non-edge-nodes MODE    CONNECT to cloud nodes: refuse (default) or direct (the cloud Envoy
                            dials their IP itself; allowlisted ports only)
+  --edge-connect-termination MODE
+                           who turns a tunnelled CONNECT into TCP at the edge: terminator (default;
+                           the connect-terminator beside each edge Envoy, lossless when the kubelet
+                           closes first) or envoy (Envoy itself; loses the tail of large responses
+                           on Envoy 1.40: only for an Envoy with upstream half-close for TCP tunnels)
+  --terminator-socket PATH the connect-terminator's Unix socket on edge hosts, "{node}" = node name
+                           (default ${DEFAULT_SETTINGS.terminatorSocket})
   --tls-dir DIR            the xDS server's mutual TLS: tls.crt, tls.key and ca.crt (the CA of
                            proxy certificates); reloaded when the files change
   --cloud-tls-dir DIR      certificate directory on cloud Envoy hosts (default ${DEFAULT_TLS.cloudDir})
@@ -64,6 +71,11 @@ function nodeSource(
   });
 }
 
+function terminationMode(value: string): Settings['edgeConnectTermination'] {
+  if (value !== 'terminator' && value !== 'envoy') throw new UsageError(`--edge-connect-termination: "${value}" is not terminator or envoy`);
+  return value;
+}
+
 function nonEdgeMode(value: string): Settings['nonEdgeNodes'] {
   if (value !== 'refuse' && value !== 'direct') throw new UsageError(`--non-edge-nodes: "${value}" is not refuse or direct`);
   return value;
@@ -86,6 +98,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'allowed-ports': { type: 'string' },
       'pod-ports': { type: 'string' },
       'non-edge-nodes': { type: 'string' },
+      'edge-connect-termination': { type: 'string' },
+      'terminator-socket': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'tls-dir': { type: 'string' },
       'cloud-tls-dir': { type: 'string' },
@@ -114,6 +128,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),
     ...(values['pod-ports'] && { podPorts: portList('pod-ports', values['pod-ports']) }),
     ...(values['non-edge-nodes'] && { nonEdgeNodes: nonEdgeMode(values['non-edge-nodes']) }),
+    ...(values['edge-connect-termination'] && { edgeConnectTermination: terminationMode(values['edge-connect-termination']) }),
+    ...(values['terminator-socket'] && { terminatorSocket: values['terminator-socket'] }),
     tls,
   };
   const xdsListen = hostPort('listen', values.listen);

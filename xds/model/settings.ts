@@ -62,6 +62,17 @@ export interface Settings {
    * 'refuse' answers 404 like any unknown destination; 'direct' lets the cloud Envoy dial it itself.
    */
   readonly nonEdgeNodes: 'refuse' | 'direct';
+  /**
+   * Who turns a tunnelled CONNECT into TCP at the edge. 'terminator' (the default): the edge Envoy
+   * forwards it over HTTP/2 to the connect-terminator beside it, which passes the kubelet's FIN on as
+   * END_STREAM, so nothing is lost when the kubelet closes first. 'envoy': the edge Envoy terminates it
+   * itself; Envoy 1.40 then resets the stream on the kubelet's FIN and can drop the tail of a large
+   * response (README "Known limitations"). Flip to 'envoy' only with an Envoy that carries upstream
+   * half-close for TCP tunnels (envoyproxy/envoy pull request 47378).
+   */
+  readonly edgeConnectTermination: 'terminator' | 'envoy';
+  /** The connect-terminator's Unix socket on each edge host, "{node}" replaced by the node name. */
+  readonly terminatorSocket: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -75,6 +86,8 @@ export const DEFAULT_SETTINGS: Settings = {
   tls: DEFAULT_TLS,
   podPorts: [],
   nonEdgeNodes: 'refuse',
+  edgeConnectTermination: 'terminator',
+  terminatorSocket: '/run/edge-tunnel/connect-terminator.sock',
 };
 
 export function validateSettings(settings: Settings): InputError[] {
@@ -103,6 +116,10 @@ export function validateSettings(settings: Settings): InputError[] {
   if (settings.nonEdgeNodes !== 'refuse' && settings.nonEdgeNodes !== 'direct') {
     errors.push({ path: 'nonEdgeNodes', message: `must be "refuse" or "direct", not "${String(settings.nonEdgeNodes)}"` });
   }
+  if (settings.edgeConnectTermination !== 'terminator' && settings.edgeConnectTermination !== 'envoy') {
+    errors.push({ path: 'edgeConnectTermination', message: `must be "terminator" or "envoy", not "${String(settings.edgeConnectTermination)}"` });
+  }
+  if (!settings.terminatorSocket.startsWith('/')) errors.push({ path: 'terminatorSocket', message: 'must be an absolute path' });
   if (!Number.isInteger(settings.tunnelsPerCloud) || settings.tunnelsPerCloud < 1 || settings.tunnelsPerCloud > 64) {
     errors.push({ path: 'tunnelsPerCloud', message: `${settings.tunnelsPerCloud} must be a whole number from 1 to 64` });
   }

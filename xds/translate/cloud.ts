@@ -9,7 +9,7 @@ import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/
 import { pack } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
-import { STREAM_IDLE_TIMEOUT_S, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
+import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
 import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
 import { directVirtualHosts } from './direct.js';
 import { cloudPodVirtualHosts } from './pods.js';
@@ -81,6 +81,9 @@ export function connectListener(settings: Settings): Any {
   const hcm = pack('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
     statPrefix: 'connect_egress',
     streamIdleTimeout: seconds(STREAM_IDLE_TIMEOUT_S),
+    // When the edge ends a tunnelled stream the client's connection is closed as soon as every byte has
+    // been written to it; Envoy's default would hold it open for another second first.
+    delayedCloseTimeout: seconds(0),
     upgradeConfigs: [{ upgradeType: 'CONNECT' }],
     rds: { configSource: adsConfigSource(), routeConfigName: CLOUD.connectRoutes },
     httpFilters: [
@@ -181,6 +184,7 @@ export function tunnelCluster(): Any {
         {
           explicitHttpConfig: {
             http2ProtocolOptions: {
+              ...TUNNEL_WINDOWS,
               connectionKeepalive: { interval: seconds(TUNNEL_KEEPALIVE_INTERVAL_S), timeout: seconds(TUNNEL_KEEPALIVE_TIMEOUT_S) },
             },
           },

@@ -48,3 +48,11 @@ export function fixedEndpointsCluster(name: string, targets: readonly SocketAddr
  * streamingConnectionIdleTimeout is 4 h): Envoy's 5-minute default would cut an idle `kubectl exec`.
  */
 export const STREAM_IDLE_TIMEOUT_S = 4 * 3600;
+
+/**
+ * HTTP/2 flow-control windows on both ends of a tunnel and on the hop to the connect-terminator. They
+ * bound what one stream can make a proxy buffer for a slow reader (the stream window, 4 MiB) and for
+ * all streams of one tunnel (the connection window), while leaving a 100 ms weak link room for about
+ * 40 MiB/s per stream. Envoy's own defaults are 16 and 24 MiB.
+ */
+export const TUNNEL_WINDOWS = { initialStreamWindowSize: 4 * 1024 * 1024, initialConnectionWindowSize: 16 * 1024 * 1024 } as const;

@@ -15,6 +15,8 @@ export const EDGE = {
   cloudCluster: 'cloud_tunnel',
   /** Dials pods at the address a checked CONNECT authority names. */
   podCluster: 'local_pods',
+  /** The connect-terminator beside the edge Envoy (edgeConnectTermination 'terminator'). */
+  terminatorCluster: 'connect_terminator',
   /** Tunnel ids carry a cluster id and a tenant; edge-tunnel uses one of each. */
   tunnelClusterId: 'edge',
   tunnelTenant: 'default',

@@ -8,7 +8,7 @@ import { allowedPortsOf, validateSettings, type Settings, type TlsSettings } fro
 import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
 import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
 import { directCluster } from './direct.js';
-import { cloudCluster, hasPodRoutes, localPortClusterOf, podCluster, localRoutes, tunnelListener } from './edge.js';
+import { cloudCluster, hasPodRoutes, localPortClusterOf, podCluster, localRoutes, terminatorCluster, tunnelListener } from './edge.js';
 import { CLOUD, EDGE, localPortCluster } from './names.js';
 
 /** Resources of one proxy (or of every cloud proxy): type URL → resource name → packed resource. */
@@ -69,13 +69,23 @@ function cloudResources(edgeNodes: readonly TunnelNode[], cloudNodes: readonly T
   ]);
 }
 
-function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
+/** The clusters that reach local targets: the connect-terminator, or Envoy's own per-port and pod clusters. */
+function localTargetClusters(node: TunnelNode, settings: Settings): Entry[] {
+  if (settings.edgeConnectTermination === 'terminator') {
+    return [[XdsType.cluster, EDGE.terminatorCluster, terminatorCluster(node.name, settings)]];
+  }
   const ports = allowedPortsOf(node.kubeletPort, settings);
+  return [
+    ...ports.map((port): Entry => [XdsType.cluster, localPortCluster(port), localPortClusterOf(port, settings)]),
+    ...(hasPodRoutes(node, settings) ? [[XdsType.cluster, EDGE.podCluster, podCluster()] as Entry] : []),
+  ];
+}
+
+function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
   return resourceSet([
     ...(settings.tls ? edgeSecrets(settings.tls, node.name) : []),
     [XdsType.cluster, EDGE.cloudCluster, cloudCluster(settings)],
-    ...ports.map((port): Entry => [XdsType.cluster, localPortCluster(port), localPortClusterOf(port, settings)]),
-    ...(hasPodRoutes(node, settings) ? [[XdsType.cluster, EDGE.podCluster, podCluster()] as Entry] : []),
+    ...localTargetClusters(node, settings),
     [XdsType.listener, EDGE.tunnelListener, tunnelListener(node, settings)],
     [XdsType.route, EDGE.localRoutes, localRoutes(node, settings)],
   ]);

@@ -1,0 +1,165 @@
+// A raw TCP endpoint for data-path tests and benchmarks, fast enough that the proxy, not the endpoint, is
+// what a measurement sees. After a one-line command it either sends N bytes and closes (the kubelet
+// closing first, as at the end of an exec or a log stream) or reads exactly N bytes, answers their
+// sha256 and closes. The bytes are a fixed 1 MiB pattern repeated, so both ends know them without
+// generating anything per transfer.
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { blobChunks } from './kubelet.js';
+
+const PATTERN = Buffer.concat([...blobChunks(1024 * 1024, 'byte-target')]);
+const MAX_COMMAND_BYTES = 64;
+
+export interface ByteTarget {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The bytes `SEND size` delivers, in pieces of at most 1 MiB (views, not copies). */
+export function* patternBytes(size: number): Generator<Buffer> {
+  for (let left = size; left > 0; left -= PATTERN.length) yield PATTERN.subarray(0, Math.min(left, PATTERN.length));
+}
+
+const digests = new Map<number, string>();
+
+/** The hex sha256 of `SEND size`'s bytes (cached: tests ask for the same sizes again and again). */
+export function patternSha256(size: number): string {
+  let digest = digests.get(size);
+  if (digest === undefined) {
+    const hash = createHash('sha256');
+    for (const piece of patternBytes(size)) hash.update(piece);
+    digests.set(size, (digest = hash.digest('hex')));
+  }
+  return digest;
+}
+
+export async function startByteTarget(host = '127.0.0.1', port = 0): Promise<ByteTarget> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    serve(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function serve(socket: net.Socket): void {
+  let command = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    command = Buffer.concat([command, chunk]);
+    const newline = command.indexOf(10);
+    if (newline === -1) {
+      if (command.length > MAX_COMMAND_BYTES) socket.destroy();
+      return;
+    }
+    socket.off('data', onData);
+    const rest = command.subarray(newline + 1);
+    const match = /^(SEND|SINK) (\d+)$/.exec(command.subarray(0, newline).toString('latin1'));
+    if (match === null) {
+      socket.end('ERR want "SEND <bytes>" or "SINK <bytes>"\n');
+      return;
+    }
+    const size = Number(match[2]);
+    if (match[1] === 'SEND') send(socket, size);
+    else sink(socket, size, rest);
+  };
+  socket.on('data', onData);
+}
+
+/** Writes `size` pattern bytes with backpressure, then FIN: the target closes first. */
+function send(socket: net.Socket, size: number): void {
+  const pieces = patternBytes(size);
+  const pump = (): void => {
+    for (let next = pieces.next(); !next.done; next = pieces.next()) {
+      if (!socket.write(next.value)) {
+        socket.once('drain', pump);
+        return;
+      }
+    }
+    socket.end();
+  };
+  // Whatever the client sends from now on is read and dropped, as a kubelet drains an exec's stdin.
+  socket.on('data', () => undefined);
+  pump();
+}
+
+/** Reads exactly `size` bytes, answers their sha256 and closes. */
+function sink(socket: net.Socket, size: number, first: Buffer): void {
+  const hash = createHash('sha256');
+  let left = size;
+  const take = (chunk: Buffer): void => {
+    if (left <= 0) return;
+    const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    hash.update(piece);
+    left -= piece.length;
+    if (left === 0) socket.end(`${hash.digest('hex')}\n`);
+  };
+  take(first);
+  socket.on('data', take);
+  if (size === 0) socket.end(`${hash.digest('hex')}\n`);
+}
+
+export interface ReadResult {
+  readonly bytes: number;
+  readonly sha256: string;
+  /** How the stream ended: 'end' for a FIN, otherwise the socket error's code. */
+  readonly ending: string;
+  /** Milliseconds from the last byte to the end of the stream. */
+  readonly msToEnd: number;
+  /** Milliseconds from the command to the end of the stream. */
+  readonly msTotal: number;
+  /** The first bytes received (up to 128), as text: the answer to SINK. */
+  readonly head: string;
+}
+
+/** Sends `command` on an open stream (a tunnel or a direct connection) and reads until it ends. */
+export function runCommand(socket: net.Socket, command: string, upload?: Iterable<Buffer>): Promise<ReadResult> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let last = started;
+    let bytes = 0;
+    let head = '';
+    const hash = createHash('sha256');
+    let done = false;
+    const finish = (ending: string): void => {
+      if (done) return;
+      done = true;
+      const now = performance.now();
+      resolve({ bytes, sha256: hash.digest('hex'), ending, msToEnd: now - last, msTotal: now - started, head });
+      socket.destroy();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (head.length < 128) head += chunk.subarray(0, 128 - head.length).toString('latin1');
+      bytes += chunk.length;
+      hash.update(chunk);
+      last = performance.now();
+    });
+    socket.on('end', () => finish('end'));
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? err.message));
+    socket.on('close', () => finish('close without end'));
+    socket.resume();
+    socket.write(`${command}\n`);
+    if (upload !== undefined) writeAll(socket, upload[Symbol.iterator]());
+  });
+}
+
+function writeAll(socket: net.Socket, pieces: Iterator<Buffer>): void {
+  for (let next = pieces.next(); !next.done; next = pieces.next()) {
+    if (!socket.write(next.value)) {
+      socket.once('drain', () => writeAll(socket, pieces));
+      return;
+    }
+  }
+}
