@@ -9,7 +9,10 @@ interface Rendered {
   dynamicResources: { adsConfig: { apiType: string; grpcServices: { envoyGrpc: { clusterName: string } }[] } };
   staticResources: { clusters: { name: string; loadAssignment: unknown }[] };
   admin: { address: { socketAddress: { address: string; portValue: number } } };
+  layeredRuntime?: { layers: { name: string; staticLayer: Record<string, unknown> }[] };
 }
+
+const HALF_CLOSE = 'envoy.reloadable_features.allow_multiplexed_upstream_half_close';
 
 const options = { xds: { address: 'xds.example', port: 18000 }, adminPort: 19001 };
 
@@ -23,6 +26,15 @@ describe('agent-bootstrap', () => {
     assert.equal(b.dynamicResources.adsConfig.apiType, 'GRPC');
     assert.deepEqual(b.staticResources.clusters.map((c) => c.name), ['xds_server']);
     assert.deepEqual(b.admin.address.socketAddress, { address: '127.0.0.1', portValue: 19001 });
+  });
+
+  it('turns on upstream half-close at the edge only (the cloud must keep resetting for its HTTP/1.1 clients)', () => {
+    const edge = parse(renderBootstrap(edgeBootstrap({ id: 'node-a', ...options }))) as Rendered;
+    assert.deepEqual(edge.layeredRuntime?.layers, [{ name: 'edge-tunnel', staticLayer: { [HALF_CLOSE]: true } }]);
+    const stock = parse(renderBootstrap(edgeBootstrap({ id: 'node-a', ...options, upstreamHalfClose: false }))) as Rendered;
+    assert.equal(stock.layeredRuntime, undefined);
+    const cloud = parse(renderBootstrap(cloudBootstrap({ id: 'cloud-1', ...options }))) as Rendered;
+    assert.equal(cloud.layeredRuntime, undefined);
   });
 
   it('renders a cloud bootstrap with the responder extension', () => {

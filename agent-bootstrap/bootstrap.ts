@@ -27,6 +27,12 @@ export interface BootstrapOptions {
   readonly concurrency?: number;
   /** Mutual TLS to the xDS server; without it the connection is plaintext (insecure mode only). */
   readonly tls?: XdsClientTls;
+  /**
+   * Edge: Envoy's upstream half-close (EDGE_RUNTIME), on unless false. Only measurements of Envoy
+   * 1.40's own CONNECT termination (`--edge-connect-termination envoy`, the lossy stock shape) turn it
+   * off; the terminator needs it, and so will Envoy's own fixed terminator.
+   */
+  readonly upstreamHalfClose?: boolean;
 }
 
 export interface XdsClientTls {
@@ -139,7 +145,7 @@ export function edgeBootstrap(options: BootstrapOptions): DeepPartial<Bootstrap>
   if (nameError) throw new Error(`node name "${options.id}" ${nameError}`);
   return {
     ...common(options, 'edge'),
-    layeredRuntime: { layers: [{ name: 'edge-tunnel', staticLayer: { ...EDGE_RUNTIME } }] },
+    ...(options.upstreamHalfClose !== false && { layeredRuntime: { layers: [{ name: 'edge-tunnel', staticLayer: { ...EDGE_RUNTIME } }] } }),
     bootstrapExtensions: [
       {
         name: 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface',

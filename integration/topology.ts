@@ -243,6 +243,8 @@ export class Topology {
       xds: this.xdsAddress(),
       adminPort,
       concurrency: 1,
+      // Envoy terminating CONNECT itself is measured as Envoy 1.40 ships it.
+      upstreamHalfClose: this.edgeConnectTermination === 'terminator',
       outDir: join(this.dir, `edge-${node}`),
       tls: this.tls ? { dir: bundlePaths(this.certs).edgeDir(node), serverName: '127.0.0.1' } : undefined,
     });

@@ -37,8 +37,9 @@ export async function createPodNetwork(podIp: string, hostIp?: string): Promise<
     await ip('link', 'add', host, 'type', 'veth', 'peer', 'name', pod);
     await ip('link', 'set', pod, 'netns', namespace);
     await ip('link', 'set', host, 'up');
-    if (hostIp) await ip('addr', 'add', `${hostIp}/32`, 'dev', host);
-    await ip('route', 'add', `${podIp}/32`, 'dev', host);
+    if (hostIp) await ip('addr', 'replace', `${hostIp}/32`, 'dev', host);
+    // replace, not add: a run that was killed before its cleanup may have left the route behind.
+    await ip('route', 'replace', `${podIp}/32`, 'dev', host);
     const inside = (...args: string[]): Promise<void> => ip('netns', 'exec', namespace, 'ip', ...args);
     await inside('link', 'set', 'lo', 'up');
     await inside('link', 'set', pod, 'up');

@@ -113,6 +113,11 @@ export class EdgeCluster {
     return this.state(node).logsFile;
   }
 
+  /** Where the node's kwok runs `kubectl exec` commands (and so where `kubectl cp` finds files). */
+  execDir(node: string): string {
+    return join(this.topology.dir, `kubelet-${node}`);
+  }
+
   portForwardTarget(node: string): StandInKubelet {
     return this.state(node).portForwardTarget;
   }
@@ -126,7 +131,7 @@ export class EdgeCluster {
   /** Starts kwok as the node's kubelet, with a serving certificate naming the node's addresses. */
   async startKubelet(node: string): Promise<void> {
     const state = this.state(node);
-    const certDir = join(this.topology.dir, `kubelet-${node}`);
+    const certDir = this.execDir(node);
     mkdirSync(certDir, { recursive: true });
     const pem = await issue(await loadBundleAuthority(this.topology.certs, 'ca'), {
       commonName: `kubelet ${node}`,
