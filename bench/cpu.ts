@@ -29,6 +29,16 @@ export function processCpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** Resident memory of a process in bytes (VmRSS); undefined once it is gone. */
+export function processRssBytes(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The sum over `pids`; a process that is gone counts 0. */
 export function cpuSecondsOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);

@@ -1,76 +1,64 @@
-// The three ways the benchmark client reaches the stand-in kubelet. Each gives a raw byte stream to the
-// kubelet's TLS port, over which the client then speaks TLS and HTTP itself, so every path runs the same
-// client code and only the stream underneath differs.
+// The ways the benchmark client reaches the byte target. Each gives a raw byte stream to the target's
+// port; the client then runs the same commands over it, so only the stream underneath differs. The
+// proxied paths have mutual TLS on the client hop (client → CONNECT listener) and on the tunnel hop.
 import net from 'node:net';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import {
-  EnvoyAdmin,
-  freePort,
-  httpsThroughTunnel,
-  openConnect,
-  waitFor,
-  type ProcessHandle,
-  type ProcessSet,
-} from '../integration/harness/index.js';
+import { EnvoyAdmin, freePort, openConnect, waitFor, type ProcessHandle, type ProcessSet } from '../integration/harness/index.js';
 import type { Topology } from '../integration/topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
-export type PathKey = 'direct' | 'edgeTunnel' | 'konnectivity';
+export type PathKey = 'direct' | 'edgeTunnel' | 'stock' | 'konnectivity';
+
+export interface ProxyProcess {
+  /** How the results name it: "cloud Envoy", "connect-terminator", … */
+  readonly role: string;
+  readonly pid: number;
+}
 
 export interface BenchPath {
   readonly key: PathKey;
   readonly name: string;
-  /** A connected stream to the kubelet's TLS port (for proxies: after a 200 answer to CONNECT). */
+  /** A connected stream to the byte target's port (for proxies: after a 200 answer to CONNECT). */
   open(): Promise<net.Socket>;
-  /** The processes forwarding this path's bytes, for CPU accounting. */
-  proxyPids(): number[];
+  /** The processes forwarding this path's bytes, for CPU and memory accounting. */
+  proxies(): ProxyProcess[];
 }
 
-export interface BenchKubelet {
+export interface BenchTarget {
   readonly process: ProcessHandle;
   readonly port: number;
-  /** What GET / answers: proves which server a path reached. */
-  readonly greeting: string;
 }
 
-/** The stand-in kubelet in a process of its own, so that it does not share the client's event loop. */
-export async function startBenchKubelet(processes: ProcessSet, node: string): Promise<BenchKubelet> {
+/** The byte target in a process of its own, so that it does not share the client's event loop. */
+export async function startBenchTarget(processes: ProcessSet): Promise<BenchTarget> {
   const port = await freePort();
   const handle = await processes.start({
-    name: 'bench-kubelet',
+    name: 'byte-target',
     command: process.execPath,
-    args: ['--import', 'tsx', join(ROOT, 'integration/harness/stand-in-kubelet-main.ts'), '--node', node, '--host', '127.0.0.1', '--port', String(port)],
+    args: ['--import', 'tsx', join(ROOT, 'integration/harness/byte-target-main.ts'), '--host', '127.0.0.1', '--port', String(port)],
     cwd: ROOT,
   });
-  const greeting = `kubelet ${node}\n`;
-  const direct = directPath(port);
-  await waitFor(
-    'the stand-in kubelet answering GET /',
-    async () => {
-      if (handle.exitInfo() !== undefined) throw new Error(`bench-kubelet exited:\n${handle.logTail(20)}`);
-      return (await httpsThroughTunnel(await direct.open(), { method: 'GET', path: '/', timeoutMs: 2000 })).body.toString() === greeting;
-    },
-    { timeoutMs: 20_000, intervalMs: 100 },
-  );
-  return { process: handle, port, greeting };
+  await waitFor('the byte target listening', () => {
+    if (handle.exitInfo() !== undefined) throw new Error(`byte-target exited:\n${handle.logTail(20)}`);
+    return handle.logTail(5).includes('byte target listening');
+  }, { timeoutMs: 20_000, intervalMs: 50 });
+  return { process: handle, port };
 }
 
-/** The baseline: TCP straight to the kubelet. */
+/** The baseline: TCP straight to the target. */
 export function directPath(port: number): BenchPath {
   return {
     key: 'direct',
     name: 'direct',
-    proxyPids: () => [],
+    proxies: () => [],
     open: () =>
       new Promise<net.Socket>((resolve, reject) => {
         const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
         socket.once('error', reject);
         socket.once('connect', () => {
           socket.off('error', reject);
-          // From here on errors surface through the TLS socket layered on top.
-          socket.on('error', () => undefined);
           resolve(socket);
         });
       }),
@@ -79,40 +67,40 @@ export function directPath(port: number): BenchPath {
 
 async function connectThrough(proxyPort: number, target: string, proxyTls: ConnectionOptions): Promise<net.Socket> {
   const result = await openConnect({ proxyHost: '127.0.0.1', proxyPort, target, proxyTls, timeoutMs: 10_000 });
-  if (result.status !== 200) {
-    throw new Error(`CONNECT ${target} via 127.0.0.1:${proxyPort} refused: ${result.statusLine}`);
-  }
+  if (result.status !== 200) throw new Error(`CONNECT ${target} via 127.0.0.1:${proxyPort} refused: ${result.statusLine}`);
   result.socket.setNoDelay(true);
   return result.socket;
 }
 
 /**
  * Through edge-tunnel: CONNECT <node address>:<port> (as kube-apiserver sends it) with mutual TLS to the
- * cloud Envoy, down a reverse tunnel (mutual TLS) to the edge Envoy, raw TCP to the kubelet.
+ * cloud Envoy, down a reverse tunnel (mutual TLS) to the edge Envoy, then (as shipped) the
+ * connect-terminator, or (`key: 'stock'`) the edge Envoy's own CONNECT termination, raw TCP to the target.
  */
-export function edgeTunnelPath(topology: Topology, node: string, port: number): BenchPath {
+export function edgeTunnelPath(key: 'edgeTunnel' | 'stock', topology: Topology, node: string, port: number): BenchPath {
   const tls = topology.clientTls();
   if (tls === undefined) throw new Error('the benchmark runs edge-tunnel with TLS');
   const target = `${topology.addressOf(node)}:${port}`;
+  const roles: Record<string, string> = { 'cloud-envoy': 'cloud Envoy', [`edge-${node}`]: 'edge Envoy', 'connect-terminator': 'connect-terminator' };
   return {
-    key: 'edgeTunnel',
-    name: 'edge-tunnel',
-    proxyPids: () => topology.processes.handles.filter((h) => h.name === 'cloud-envoy' || h.name === `edge-${node}`).map((h) => h.pid),
+    key,
+    name: key === 'stock' ? 'edge-tunnel, Envoy terminating' : 'edge-tunnel',
+    proxies: () => topology.processes.handles.filter((h) => h.name in roles && h.exitInfo() === undefined).map((h) => ({ role: roles[h.name], pid: h.pid })),
     open: () => connectThrough(topology.connectPort, target, tls),
   };
 }
 
 /** Through Konnectivity: CONNECT 127.0.0.1:<port> with mutual TLS to konnectivity-server, gRPC to the agent. */
-export function konnectivityPath(frontendPort: number, tls: ConnectionOptions, port: number, pids: () => number[]): BenchPath {
+export function konnectivityPath(frontendPort: number, tls: ConnectionOptions, port: number, proxies: () => ProxyProcess[]): BenchPath {
   return {
     key: 'konnectivity',
     name: 'Konnectivity',
-    proxyPids: pids,
+    proxies,
     open: () => connectThrough(frontendPort, `127.0.0.1:${port}`, tls),
   };
 }
 
-/** How the running edge-tunnel is set up, read from its Envoys' admin endpoints (not from assumptions). */
+/** How a running edge-tunnel is set up, read from its Envoys' admin endpoints (not from assumptions). */
 export async function describeEdgeTunnel(topology: Topology, node: string): Promise<string> {
   const concurrency = async (admin: EnvoyAdmin): Promise<string> => {
     const info = JSON.parse((await admin.get('/server_info')).body) as { command_line_options?: { concurrency?: number } };
@@ -122,8 +110,12 @@ export async function describeEdgeTunnel(topology: Topology, node: string): Prom
   const listeners = (await edge.get('/config_dump?resource=dynamic_listeners')).body;
   const address = /rc:\/\/[^"\s]+/.exec(listeners)?.[0] ?? 'unknown';
   const tunnels = /:(\d+)$/.exec(address)?.[1] ?? '?';
+  const clusters = (await edge.get('/config_dump?resource=dynamic_active_clusters')).body;
+  const termination = clusters.includes('connect_terminator')
+    ? 'the edge Envoy forwards CONNECT over HTTP/2 (Unix socket) to the connect-terminator, which dials the target'
+    : 'the edge Envoy terminates CONNECT itself (router `connect_config`) and dials the target';
   return (
     `cloud Envoy \`--concurrency ${await concurrency(topology.cloudAdmin)}\`, edge Envoy \`--concurrency ${await concurrency(edge)}\`, ` +
-    `${tunnels} tunnels from the edge (its listener \`${address}\`), as \`integration/topology.ts\` runs the product`
+    `${tunnels} tunnels from the edge (its listener \`${address}\`); ${termination}`
   );
 }

@@ -5,11 +5,17 @@ import os from 'node:os';
 import { envoyBinary } from '../integration/harness/index.js';
 import type { BackgroundLoad } from './cpu.js';
 import { konnectivityVersion } from './konnectivity/konnectivity.js';
-import { median, percentile, type ServerCloseResult, type Transfer } from './measure.js';
+import { median, percentile, type ServerCloseResult, type StallResult, type Transfer } from './measure.js';
 import type { PathKey } from './paths.js';
 
-export const PATH_KEYS: readonly PathKey[] = ['direct', 'edgeTunnel', 'konnectivity'];
-const PATH_NAMES: Record<PathKey, string> = { direct: 'direct', edgeTunnel: 'edge-tunnel', konnectivity: 'Konnectivity' };
+export const PATH_KEYS: readonly PathKey[] = ['direct', 'edgeTunnel', 'stock', 'konnectivity'];
+const PATH_NAMES: Record<PathKey, string> = {
+  direct: 'direct',
+  edgeTunnel: 'edge-tunnel',
+  stock: 'edge-tunnel, Envoy terminating',
+  konnectivity: 'Konnectivity',
+};
+const PROXIED: readonly PathKey[] = ['edgeTunnel', 'stock', 'konnectivity'];
 
 export interface MachineInfo {
   readonly cores: number;
@@ -75,6 +81,8 @@ export interface BenchOptions {
   readonly establishedWarmup: number;
   readonly serverCloseTries: number;
   readonly serverCloseSizeMiB: number;
+  readonly stalledStreams: number;
+  readonly stalledSizeMiB: number;
 }
 
 export interface Results {
@@ -89,6 +97,8 @@ export interface Results {
   readonly fresh: PerPath<number[]>;
   readonly established: PerPath<number[]>;
   readonly serverClose: PerPath<ServerCloseResult>;
+  /** Memory per stalled stream (undefined for the direct path: no proxy). */
+  readonly stalled: PerPath<StallResult | undefined>;
   /** bench/control-plane.ts's Markdown table, or why it is missing. */
   readonly controlPlane: string;
   readonly load: {
@@ -100,7 +110,8 @@ export interface Results {
 }
 
 const mibPerSecond = (t: Transfer): number => t.bytes / 2 ** 20 / t.seconds;
-const cpuPerGiB = (t: Transfer): number => t.proxyCpuSeconds / (t.bytes / 2 ** 30);
+const totalCpu = (t: Transfer): number => [...t.cpu.values()].reduce((a, b) => a + b, 0);
+const cpuPerGiB = (t: Transfer): number => totalCpu(t) / (t.bytes / 2 ** 30);
 const fixed = (value: number, digits: number): string => value.toFixed(digits);
 const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : '—');
 
@@ -124,7 +135,20 @@ function row(label: string, values: PerPath<number>, digits: number): string[] {
 }
 
 function perPath<T>(f: (key: PathKey) => T): PerPath<T> {
-  return { direct: f('direct'), edgeTunnel: f('edgeTunnel'), konnectivity: f('konnectivity') };
+  return { direct: f('direct'), edgeTunnel: f('edgeTunnel'), stock: f('stock'), konnectivity: f('konnectivity') };
+}
+
+/** Median CPU seconds per GiB of each proxy process of a path, by role. */
+function cpuByRole(transfers: readonly Transfer[]): Map<string, number> {
+  const roles = new Set(transfers.flatMap((t) => [...t.cpu.keys()]));
+  return new Map([...roles].map((role) => [role, median(transfers.map((t) => (t.cpu.get(role) ?? 0) / (t.bytes / 2 ** 30)))]));
+}
+
+/** Says whether `value` met the goal, and by how much it missed. */
+function goal(label: string, value: number, target: number, higherIsBetter: boolean): string {
+  const met = higherIsBetter ? value >= target : value <= target;
+  const by = higherIsBetter ? target / value : value / target;
+  return `| ${label} | ${higherIsBetter ? '≥' : '≤'} ${fixed(target, 2)}× | ${fixed(value, 2)}× | ${met ? 'met' : `missed (by a factor of ${fixed(by, 2)})`} |`;
 }
 
 function describeLoad(load: BackgroundLoad | undefined): string {
@@ -190,11 +214,10 @@ export function renderResults(r: Results): string {
     '',
     '## Noise',
     '',
-    `Everything (client, stand-in kubelet, Envoys, Konnectivity) shares the ${m.cores} cores. The endpoints are Node ` +
-      'processes that are themselves CPU-bound at these rates (TLS, hashing, generating the blob), so the CPU a proxy ' +
-      'spends comes out of the same budget: throughput through a proxy reflects its CPU cost per byte as much as its ' +
-      'own speed. Other work on the machine (tests running alongside, say) competes too. CPU used by processes other ' +
-      'than the benchmark\'s, averaged over each measurement:',
+    `Everything (client, byte target, Envoys, connect-terminator, Konnectivity) shares the ${m.cores} cores, so the CPU ` +
+      'a proxy spends comes out of the same budget as the endpoints\': throughput through a proxy reflects its CPU cost ' +
+      'per byte as much as its own speed. Other work on the machine (tests running alongside, say) competes too. CPU ' +
+      'used by processes other than the benchmark\'s, averaged over each measurement:',
     '',
     `- fresh CONNECT latency: ${describeLoad(r.load.fresh)}`,
     `- established-connection latency: ${describeLoad(r.load.established)}`,
@@ -213,14 +236,16 @@ export function renderResults(r: Results): string {
 
   // --- throughput ---------------------------------------------------------------------------------------
   const medianRate = (d: 'download' | 'upload'): PerPath<number> => perPath((k) => median(r[d][k].map(mibPerSecond)));
-  const medianCpu = (d: 'download' | 'upload'): PerPath<number> => perPath((k) => median(r[d][k].map(cpuPerGiB)));
+  const cpuRows = PROXIED.flatMap((k) => {
+    const down = cpuByRole(r.download[k]);
+    const up = cpuByRole(r.upload[k]);
+    return [...down.keys()].map((role) => [`${PATH_NAMES[k]}: ${role}`, fixed(down.get(role) ?? 0, 2), fixed(up.get(role) ?? 0, 2)]);
+  });
+  const totalCpu = (d: 'download' | 'upload'): PerPath<number> => perPath((k) => median(r[d][k].map(cpuPerGiB)));
   say(
     `## Bulk throughput: ${o.sizeMiB} MiB, median of ${o.repetitions} (MiB/s)`,
     '',
-    table(HEAD, [
-      row('download (GET /blob)', medianRate('download'), 0),
-      row('upload (POST /sha256)', medianRate('upload'), 0),
-    ]),
+    table(HEAD, [row('download (the client closes)', medianRate('download'), 0), row('upload (the target checks every byte)', medianRate('upload'), 0)]),
     '',
     'Every repetition (MiB/s), in the order run (the paths take turns within each repetition):',
     '',
@@ -229,15 +254,12 @@ export function renderResults(r: Results): string {
       (['download', 'upload'] as const).map((d) => [d, ...PATH_KEYS.map((k) => r[d][k].map((t) => fixed(mibPerSecond(t), 0)).join(', '))]),
     ),
     '',
-    'CPU time the proxies spent per GiB moved (median; cloud + edge Envoy for edge-tunnel, server + agent for Konnectivity):',
+    'CPU seconds per GiB moved, per proxy process (median of the repetitions; user + system time from /proc):',
     '',
-    table(
-      ['CPU s/GiB', 'edge-tunnel', 'Konnectivity', 'edge-tunnel ÷ Konnectivity'],
-      (['download', 'upload'] as const).map((d) => {
-        const cpu = medianCpu(d);
-        return [d, fixed(cpu.edgeTunnel, 2), fixed(cpu.konnectivity, 2), ratio(cpu.edgeTunnel, cpu.konnectivity)];
-      }),
-    ),
+    table(['CPU s/GiB', 'download', 'upload'], [
+      ...cpuRows,
+      ...PROXIED.map((k) => [`**${PATH_NAMES[k]}, all proxies**`, fixed(totalCpu('download')[k], 2), fixed(totalCpu('upload')[k], 2)]),
+    ]),
     '',
   );
 
@@ -250,47 +272,71 @@ export function renderResults(r: Results): string {
       row('max', perPath((k) => Math.max(...samples[k])), 2),
     ]);
   say(
-    `## Fresh CONNECT + TLS + 1 KiB GET (ms; ${o.freshRequests} sequential requests per path after ${o.freshWarmup} warm-up)`,
+    `## Fresh CONNECT + TLS + 1 KiB (ms; ${o.freshRequests} sequential exchanges per path after ${o.freshWarmup} warm-up)`,
     '',
     latencyTable(r.fresh),
     '',
-    `## 1 KiB GET on an established connection (ms; ${o.establishedRequests} sequential requests per path after ${o.establishedWarmup} warm-up)`,
+    `## 1 KiB request/response on an open connection (ms; ${o.establishedRequests} sequential exchanges per path after ${o.establishedWarmup} warm-up)`,
     '',
     latencyTable(r.established),
     '',
   );
 
-  // --- downloads ended by the kubelet's close ---------------------------------------------------------------
+  // --- downloads ended by the target's close ----------------------------------------------------------------
   const failures = (result: ServerCloseResult): string =>
     result.failures.size === 0 ? '—' : [...result.failures].map(([why, n]) => `${n}× ${why}`).join('; ');
+  const endMs = (result: ServerCloseResult, p: number): string => (result.msToEnd.length === 0 ? '—' : fixed(percentile(result.msToEnd, p), 2));
   say(
-    `## Downloads the kubelet ends by closing its connection (${o.serverCloseSizeMiB} MiB, ${o.serverCloseTries} per path)`,
+    `## Downloads the target ends by closing first (${o.serverCloseSizeMiB} MiB, ${o.serverCloseTries} per path)`,
     '',
-    'The throughput runs above ask for keep-alive, so the client closes the connection once it has the whole body. ' +
-      'Here the request says `Connection: close`: the kubelet closes its end right after the last byte, as a log ' +
-      'stream or an exec session ends from the kubelet\'s side. Counted: downloads that arrived complete with the right checksum.',
+    'The target sends the bytes and closes its end right away, as a kubelet ends an exec, a `kubectl cp` or a log ' +
+      'stream, while the client keeps its side open. Counted: downloads that arrived whole (every byte checked) and ' +
+      'ended cleanly; timed: from the last byte to the end of the stream at the client.',
     '',
     table(
       ['', ...PATH_KEYS.map((k) => PATH_NAMES[k])],
       [
         [`complete (of ${o.serverCloseTries})`, ...PATH_KEYS.map((k) => String(r.serverClose[k].complete))],
+        ['end after the last byte, p50 (ms)', ...PATH_KEYS.map((k) => endMs(r.serverClose[k], 50))],
+        ['end after the last byte, max (ms)', ...PATH_KEYS.map((k) => endMs(r.serverClose[k], 100))],
         ['failures', ...PATH_KEYS.map((k) => failures(r.serverClose[k]))],
       ],
     ),
     '',
   );
-  if (r.serverClose.edgeTunnel.complete < r.serverClose.edgeTunnel.tries) {
-    say(
-      '**edge-tunnel lost downloads here.** What its edge Envoy did in such a failure (seen at trace level while this ' +
-        'benchmark was written): the kubelet\'s FIN arrives (`read returns: 0`) while response data is still queued ' +
-        'behind HTTP/2 flow control on the tunnel; the router ends the response (`commonEncodePrefix end_stream: true, ' +
-        'isHalfCloseEnabled: false`), then resets the upstream (`resetting pool request`) and the HTTP connection manager ' +
-        'resets the tunnel stream (`doEndStream() resetting stream`, `RST_STREAM` code 2) because the request side is ' +
-        'still open; the queued tail of the body is dropped and the client sees the connection abort. Keep-alive ' +
-        'exchanges, where the client closes first, were not affected.',
-      '',
-    );
-  }
+
+  // --- memory ---------------------------------------------------------------------------------------------------
+  say(
+    `## Memory: ${o.stalledStreams} clients that ask for ${o.stalledSizeMiB} MiB each and stop reading`,
+    '',
+    'The worst case a slow client makes: how much each proxy process grew (resident memory, after it settled) per ' +
+      `stalled stream. A proxy that buffered without bound would hold close to ${o.stalledSizeMiB} MiB per stream.`,
+    '',
+    table(
+      ['MiB per stalled stream', 'resident growth'],
+      PROXIED.flatMap((k) => [...(r.stalled[k]?.rssPerStream ?? new Map<string, number>())].map(([role, bytes]) => [`${PATH_NAMES[k]}: ${role}`, fixed(bytes / 2 ** 20, 2)])),
+    ),
+    '',
+  );
+
+  // --- goals ------------------------------------------------------------------------------------------------------
+  const rates = { down: medianRate('download'), up: medianRate('upload') };
+  say(
+    '## Against the goals',
+    '',
+    '| goal | target | measured | |',
+    '|---|---:|---:|---|',
+    goal('bulk download, edge-tunnel ÷ Konnectivity', rates.down.edgeTunnel / rates.down.konnectivity, 4, true),
+    goal('bulk upload, edge-tunnel ÷ Konnectivity', rates.up.edgeTunnel / rates.up.konnectivity, 4, true),
+    goal('bulk download, edge-tunnel ÷ direct', rates.down.edgeTunnel / rates.down.direct, 0.5, true),
+    goal('bulk upload, edge-tunnel ÷ direct', rates.up.edgeTunnel / rates.up.direct, 0.5, true),
+    goal('fresh CONNECT p99, edge-tunnel ÷ Konnectivity', percentile(r.fresh.edgeTunnel, 99) / percentile(r.fresh.konnectivity, 99), 0.5, false),
+    '',
+    `On ${m.cores} cores the client, the target and every proxy process share the CPU, so a path's throughput is ` +
+      'bounded by the CPU its processes spend per byte (the table above): where a goal is missed, that table names ' +
+      'the process that costs the most.',
+    '',
+  );
 
   say(
     '## Control plane at fleet scale',
@@ -307,23 +353,21 @@ export function renderResults(r: Results): string {
     '## How it was measured',
     '',
     '- Everything runs on loopback (127.0.0.1) on this one machine. The client is the benchmark process (Node); the ' +
-      'stand-in kubelet (`integration/harness/`: HTTPS with a self-signed ECDSA P-256 certificate, `GET /blob` streams ' +
-      'AES-CTR keystream, `POST /sha256` hashes the upload) runs in a Node process of its own. All three paths end at this ' +
-      'same kubelet process and port; before measuring, `GET /` through each path must answer with its greeting.',
-    '- The client does the same thing on every path: get a byte stream to the kubelet\'s port (direct: TCP; proxies: TCP, ' +
-      'TLS with a client certificate to the proxy, `CONNECT <address>:<port>`, 200), then TLS to the kubelet over it ' +
-      '(end to end; no session resumption) and HTTP/1.1. TCP_NODELAY on the client\'s sockets. Requests ask for ' +
-      'keep-alive and the client closes the connection after the response (see the section above for the other way round).',
-    `- **Throughput**: GET /blob?size=${o.sizeMiB} MiB (the client hashes the body: sha256 must match) and POST /sha256 of ` +
-      `${o.sizeMiB} MiB generated on the fly, chunked (the kubelet's digest and byte count must match). Timed from opening ` +
-      'the path to the end of the response, so it includes CONNECT and both handshakes (a few ms). ' +
-      `${o.repetitions} repetitions after a 16 MiB warm-up each way per path; the paths take turns; the median is reported. ` +
-      'Proxy CPU is the user + system time of the proxy processes over the transfer, from /proc.',
-    '- **Fresh CONNECT + TLS + 1 KiB GET**: per request a new TCP connection, TLS to the proxy, CONNECT, TLS to the ' +
-      'kubelet, GET /blob?size=1024 (checksum checked), close; timed from the start of the TCP connect to the end of ' +
-      'the response. Sequential; the paths take turns in rounds of up to 50 requests, after the warm-up.',
-    '- **Established connection**: one path opened and one TLS session to the kubelet, then sequential keep-alive GETs ' +
-      'of 1 KiB on it; each timed from writing the request to the end of the body.',
+      'byte target (`integration/harness/byte-target.ts`) runs in a Node process of its own and sends or checks a fixed ' +
+      '1 MiB pattern, so neither end generates or hashes anything: the receiving end compares every byte with the ' +
+      'pattern at memory speed. Every path ends at the same target process and port.',
+    '- The client does the same on every path: get a byte stream to the target (direct: TCP; proxies: TCP, TLS with a ' +
+      'client certificate to the proxy, `CONNECT <address>:<port>`, 200), then one command over it. TCP_NODELAY on the ' +
+      'client\'s sockets. No TLS inside the stream: the proxies carry bytes, and end-to-end TLS would measure the client.',
+    `- **Throughput**: \`STREAM ${o.sizeMiB} MiB\` (the client closes once it has every byte) and \`SINK ${o.sizeMiB} MiB\` ` +
+      '(the target checks every byte and answers), timed from opening the path to the last byte or the answer. ' +
+      `${o.repetitions} repetitions after a 16 MiB warm-up each way per path; the paths take turns; the median is reported.`,
+    '- **Fresh CONNECT + TLS + 1 KiB**: a new TCP connection, TLS to the proxy, CONNECT, `SEND 1024`, read to the end; ' +
+      'timed from the TCP connect to the end of the stream. Sequential; the paths take turns in rounds of up to 50.',
+    '- **Open connection**: one path opened, then sequential `REPLY 1024` exchanges on it, each timed from the write to ' +
+      'the last byte of the answer.',
+    '- **Memory**: resident memory (VmRSS) of each proxy process before and after the stalled clients, once the sum had ' +
+      'not moved by more than 1 MiB for a second.',
     '- Background load: the machine\'s busy CPU time (/proc/stat) minus that of the benchmark\'s own processes, per ' +
       'measurement; approximate (interrupt work is charged to whichever task was running).',
     '',

@@ -1,28 +1,31 @@
-// `make bench`: edge-tunnel, Konnectivity and a direct connection side by side on loopback, written to
-// bench/results.md. Measures and reports; never judges (no thresholds), and is not part of `make test`.
+// `make bench`: edge-tunnel (as shipped, and with Envoy terminating CONNECT itself as 1.40 ships it),
+// Konnectivity and a direct connection side by side on loopback, written to bench/results.md. Measures and
+// reports; never judges (no thresholds), and is not part of `make test`.
 //
 //   node --import tsx bench/run.ts [--size-mib N] [--repetitions N] [--requests N] [--established N]
-//                                  [--close-tries N] [--out FILE]
+//                                  [--close-tries N] [--stalled N] [--out FILE]
 
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ProcessSet, blobSha256, envoyBinary, httpsThroughTunnel, runDir } from '../integration/harness/index.js';
+import { ProcessSet, envoyBinary, runDir } from '../integration/harness/index.js';
 import { Topology } from '../integration/topology.js';
 import { LoadWindow, type BackgroundLoad } from './cpu.js';
 import { konnectivityBinary, startKonnectivity, type Konnectivity } from './konnectivity/konnectivity.js';
 import {
   download,
-  establishedGets,
-  freshGet,
+  establishedExchanges,
+  freshExchange,
   percentile,
-  serverCloseDownloads,
+  serverClosedDownloads,
+  stalledStreams,
   upload,
   type ServerCloseResult,
+  type StallResult,
   type Transfer,
 } from './measure.js';
-import { describeEdgeTunnel, directPath, edgeTunnelPath, konnectivityPath, startBenchKubelet, type BenchPath, type PathKey } from './paths.js';
+import { describeEdgeTunnel, directPath, edgeTunnelPath, konnectivityPath, startBenchTarget, type BenchPath } from './paths.js';
 import { PATH_KEYS, machineInfo, renderResults, type BenchOptions, type PerPath, type Results } from './report.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -31,9 +34,10 @@ const HELP = `usage: node --import tsx bench/run.ts [options]   (make bench runs
 
   --size-mib N      bulk transfer size (default 256)
   --repetitions N   bulk transfers per direction and path; the median is reported (default 3)
-  --requests N      fresh CONNECT + TLS + 1 KiB GET requests per path (default 300)
-  --established N   1 KiB GETs per path on one established connection (default 1000)
-  --close-tries N   64 MiB downloads per path that the kubelet ends by closing (default 10)
+  --requests N      fresh CONNECT + TLS + 1 KiB exchanges per path (default 300)
+  --established N   1 KiB request/response exchanges per path on one open connection (default 1000)
+  --close-tries N   64 MiB downloads per path that the target ends by closing (default 10)
+  --stalled N       clients that ask for 64 MiB and stop reading, per path, for memory (default 20)
   --out FILE        where the results go (default bench/results.md)
 `;
 
@@ -53,6 +57,7 @@ function parseOptions(): { options: BenchOptions; out: string } | undefined {
       requests: { type: 'string', default: '300' },
       established: { type: 'string', default: '1000' },
       'close-tries': { type: 'string', default: '10' },
+      stalled: { type: 'string', default: '20' },
       out: { type: 'string', default: join(ROOT, 'bench', 'results.md') },
       help: { type: 'boolean', default: false },
     },
@@ -72,6 +77,8 @@ function parseOptions(): { options: BenchOptions; out: string } | undefined {
       establishedWarmup: 50,
       serverCloseTries: positive('close-tries', values['close-tries'], 100),
       serverCloseSizeMiB: 64,
+      stalledStreams: positive('stalled', values.stalled, 200),
+      stalledSizeMiB: 64,
     },
     out: values.out,
   };
@@ -82,7 +89,7 @@ function theCommand(): string {
   return ['node --import tsx', relative(process.cwd(), process.argv[1] ?? 'bench/run.ts'), ...process.argv.slice(2)].join(' ');
 }
 
-const emptyPerPath = <T>(make: () => T): PerPath<T> => ({ direct: make(), edgeTunnel: make(), konnectivity: make() });
+const emptyPerPath = <T>(make: () => T): PerPath<T> => ({ direct: make(), edgeTunnel: make(), stock: make(), konnectivity: make() });
 const rate = (t: Transfer): string => `${(t.bytes / 2 ** 20 / t.seconds).toFixed(0)} MiB/s`;
 
 async function main(): Promise<void> {
@@ -104,91 +111,87 @@ async function main(): Promise<void> {
 
   const processes = new ProcessSet();
   let topology: Topology | undefined;
+  let stock: Topology | undefined;
   let konnectivity: Konnectivity | undefined;
-  const allPids = (): number[] => [...processes.handles, ...(topology?.processes.handles ?? [])].map((h) => h.pid);
+  const allPids = (): number[] => [...processes.handles, ...(topology?.processes.handles ?? []), ...(stock?.processes.handles ?? [])].map((h) => h.pid);
   try {
-    say('starting the stand-in kubelet (its own process) …');
-    const kubelet = await startBenchKubelet(processes, 'bench');
-    say(`kubelet on 127.0.0.1:${kubelet.port}`);
+    say('starting the byte target (its own process) …');
+    const target = await startBenchTarget(processes);
+    say(`byte target on 127.0.0.1:${target.port}`);
 
-    say('starting edge-tunnel: xDS server, cloud Envoy, edge Envoy (mutual TLS everywhere) …');
-    topology = await Topology.start({ nodes: [NODE], serveArgs: ['--allowed-ports', String(kubelet.port)] });
+    say('starting edge-tunnel: xDS server, cloud Envoy, edge Envoy, connect-terminator (mutual TLS everywhere) …');
+    const serveArgs = ['--allowed-ports', String(target.port)];
+    topology = await Topology.start({ nodes: [NODE], serveArgs });
     await topology.waitReachable(NODE, 30_000, topology.addressOf(NODE));
+    say('starting a second edge-tunnel whose edge Envoy terminates CONNECT itself (Envoy 1.40 as shipped) …');
+    stock = await Topology.start({ nodes: [NODE], serveArgs, edgeConnectTermination: 'envoy' });
+    await stock.waitReachable(NODE, 30_000, stock.addressOf(NODE));
 
     say('starting Konnectivity: konnectivity-server (http-connect, mutual TLS) and one konnectivity-agent …');
     konnectivity = await startKonnectivity(processes, { dir: runDir(), agentIdentifiers: 'ipv4=127.0.0.1' });
     const k = konnectivity;
 
     const paths: PerPath<BenchPath> = {
-      direct: directPath(kubelet.port),
-      edgeTunnel: edgeTunnelPath(topology, NODE, kubelet.port),
-      konnectivity: konnectivityPath(k.frontendPort, k.clientTls, kubelet.port, () => [k.server.pid, k.agent.pid]),
+      direct: directPath(target.port),
+      edgeTunnel: edgeTunnelPath('edgeTunnel', topology, NODE, target.port),
+      stock: edgeTunnelPath('stock', stock, NODE, target.port),
+      konnectivity: konnectivityPath(k.frontendPort, k.clientTls, target.port, () => [
+        { role: 'konnectivity-server', pid: k.server.pid },
+        { role: 'konnectivity-agent', pid: k.agent.pid },
+      ]),
     };
-    for (const key of PATH_KEYS) {
-      const response = await httpsThroughTunnel(await paths[key].open(), { method: 'GET', path: '/' });
-      if (response.body.toString() !== kubelet.greeting) {
-        throw new Error(`${paths[key].name}: GET / answered ${response.status} ${JSON.stringify(response.body.toString())}, not the bench kubelet`);
-      }
-    }
-    say('all three paths reach the bench kubelet');
+    for (const key of PATH_KEYS) await freshExchange(paths[key]);
+    say('every path reaches the byte target');
 
     const setup: PerPath<string> = {
-      direct: 'TCP to the stand-in kubelet, TLS to it.',
+      direct: 'TCP to the byte target.',
       edgeTunnel:
-        `CONNECT \`${topology.addressOf(NODE)}:${kubelet.port}\` (the node's address, as kube-apiserver sends it) with mutual TLS to the ` +
+        `CONNECT \`${topology.addressOf(NODE)}:${target.port}\` (the node's address, as kube-apiserver sends it) with mutual TLS to the ` +
         'cloud Envoy\'s CONNECT listener, routed by the xDS server\'s configuration down a reverse tunnel (HTTP/2, mutual TLS) ' +
-        `to the edge Envoy, raw TCP to the kubelet. Read from the Envoys' admin endpoints: ${await describeEdgeTunnel(topology, NODE)}.`,
-      konnectivity: `CONNECT \`127.0.0.1:${kubelet.port}\` to ${k.description}.`,
+        `to the edge Envoy. Read from the Envoys' admin endpoints: ${await describeEdgeTunnel(topology, NODE)}.`,
+      stock: `The same with \`xds serve --edge-connect-termination envoy\` and no upstream half-close at the edge: ${await describeEdgeTunnel(stock, NODE)} (the lossy stock shape, for comparison).`,
+      konnectivity: `CONNECT \`127.0.0.1:${target.port}\` to ${k.description}.`,
     };
 
     // --- latency: fresh connections -------------------------------------------------------------------
-    const seed = 'bench-latency';
-    const smallSha = blobSha256(1024, seed);
     const fresh = emptyPerPath<number[]>(() => []);
-    say(`fresh CONNECT + TLS + 1 KiB GET: ${options.freshWarmup} warm-up, then ${options.freshRequests} per path …`);
-    for (const key of PATH_KEYS) for (let i = 0; i < options.freshWarmup; i++) await freshGet(paths[key], seed, smallSha);
+    say(`fresh CONNECT + TLS + 1 KiB: ${options.freshWarmup} warm-up, then ${options.freshRequests} per path …`);
+    for (const key of PATH_KEYS) for (let i = 0; i < options.freshWarmup; i++) await freshExchange(paths[key]);
     let window = new LoadWindow(allPids);
     for (let done = 0; done < options.freshRequests; ) {
       const round = Math.min(50, options.freshRequests - done);
-      for (const key of PATH_KEYS) for (let i = 0; i < round; i++) fresh[key].push(await freshGet(paths[key], seed, smallSha));
+      for (const key of PATH_KEYS) for (let i = 0; i < round; i++) fresh[key].push(await freshExchange(paths[key]));
       done += round;
     }
     const freshLoad = window.end();
     for (const key of PATH_KEYS) say(`  ${paths[key].name}: p50 ${percentileText(fresh[key])}`);
 
-    // --- latency: an established connection -----------------------------------------------------------
-    say(`1 KiB GET on an established connection: ${options.establishedRequests} per path …`);
+    // --- latency: an open connection -------------------------------------------------------------------
+    say(`1 KiB request/response on an open connection: ${options.establishedRequests} per path …`);
     const established = emptyPerPath<number[]>(() => []);
     window = new LoadWindow(allPids);
     for (const key of PATH_KEYS) {
-      established[key] = await establishedGets(paths[key], seed, options.establishedWarmup, options.establishedRequests);
+      established[key] = await establishedExchanges(paths[key], options.establishedWarmup, options.establishedRequests);
       say(`  ${paths[key].name}: p50 ${percentileText(established[key])}`);
     }
     const establishedLoad = window.end();
 
     // --- throughput -----------------------------------------------------------------------------------
     const size = options.sizeMiB * 2 ** 20;
-    say(`bulk throughput: ${options.sizeMiB} MiB each way, ${options.repetitions} repetitions per path (checksums first) …`);
-    const downSeed = 'bench-download';
-    const upSeed = 'bench-upload';
-    const downSha = blobSha256(size, downSeed);
-    const upSha = blobSha256(size, upSeed);
+    say(`bulk throughput: ${options.sizeMiB} MiB each way, ${options.repetitions} repetitions per path (every byte checked) …`);
     // Generous bounds: 256 MiB at 10 MiB/s still fits; anything slower is broken, not slow.
     const timeoutMs = Math.max(60_000, (size / (10 * 2 ** 20)) * 1000);
-    const warm = 16 * 2 ** 20;
-    const warmDown = blobSha256(warm, downSeed);
-    const warmUp = blobSha256(warm, upSeed);
     for (const key of PATH_KEYS) {
-      await download(paths[key], warm, downSeed, warmDown, timeoutMs);
-      await upload(paths[key], warm, upSeed, warmUp, timeoutMs);
+      await download(paths[key], 16 * 2 ** 20, timeoutMs);
+      await upload(paths[key], 16 * 2 ** 20, timeoutMs);
     }
     const downloads = emptyPerPath<Transfer[]>(() => []);
     const uploads = emptyPerPath<Transfer[]>(() => []);
     window = new LoadWindow(allPids);
     for (let rep = 1; rep <= options.repetitions; rep++) {
       for (const key of PATH_KEYS) {
-        const d = await download(paths[key], size, downSeed, downSha, timeoutMs);
-        const u = await upload(paths[key], size, upSeed, upSha, timeoutMs);
+        const d = await download(paths[key], size, timeoutMs);
+        const u = await upload(paths[key], size, timeoutMs);
         downloads[key].push(d);
         uploads[key].push(u);
         say(`  repetition ${rep}/${options.repetitions} ${paths[key].name}: download ${rate(d)}, upload ${rate(u)}`);
@@ -196,21 +199,25 @@ async function main(): Promise<void> {
     }
     const throughputLoad = window.end();
 
-    // --- downloads the kubelet ends by closing its connection ----------------------------------------
+    // --- downloads the target ends by closing its connection ----------------------------------------
     const closeSize = options.serverCloseSizeMiB * 2 ** 20;
-    const closeSha = blobSha256(closeSize, downSeed);
-    say(`downloads ended by the kubelet closing: ${options.serverCloseTries} × ${options.serverCloseSizeMiB} MiB per path …`);
-    const closing = async (key: PathKey): Promise<ServerCloseResult> => {
-      const result = await serverCloseDownloads(paths[key], closeSize, downSeed, closeSha, options.serverCloseTries, timeoutMs);
+    say(`downloads ended by the target closing: ${options.serverCloseTries} × ${options.serverCloseSizeMiB} MiB per path …`);
+    const serverClose = emptyPerPath<ServerCloseResult | undefined>(() => undefined);
+    for (const key of PATH_KEYS) {
+      const result = await serverClosedDownloads(paths[key], closeSize, options.serverCloseTries, timeoutMs);
       const failed = [...result.failures].map(([why, n]) => `${n}× ${why}`).join(', ');
       say(`  ${paths[key].name}: ${result.complete}/${result.tries} complete${failed === '' ? '' : ` (${failed})`}`);
-      return result;
-    };
-    const serverClose: PerPath<ServerCloseResult> = {
-      direct: await closing('direct'),
-      edgeTunnel: await closing('edgeTunnel'),
-      konnectivity: await closing('konnectivity'),
-    };
+      serverClose[key] = result;
+    }
+
+    // --- memory: clients that stop reading -------------------------------------------------------------
+    say(`memory: ${options.stalledStreams} clients per path ask for ${options.stalledSizeMiB} MiB each and stop reading …`);
+    const stalled = emptyPerPath<StallResult | undefined>(() => undefined);
+    for (const key of PATH_KEYS) {
+      if (key === 'direct') continue;
+      stalled[key] = await stalledStreams(paths[key], options.stalledStreams, options.stalledSizeMiB * 2 ** 20);
+      say(`  ${paths[key].name}: ${[...(stalled[key]?.rssPerStream ?? [])].map(([role, b]) => `${role} ${(b / 2 ** 20).toFixed(2)} MiB`).join(', ')} per stream`);
+    }
 
     const results: Results = {
       command: theCommand(),
@@ -223,7 +230,8 @@ async function main(): Promise<void> {
       upload: uploads,
       fresh,
       established,
-      serverClose,
+      serverClose: serverClose as PerPath<ServerCloseResult>,
+      stalled,
       controlPlane,
       load: { fresh: freshLoad, established: establishedLoad, throughput: throughputLoad },
       loadAverageAtEnd: os.loadavg(),
@@ -235,11 +243,11 @@ async function main(): Promise<void> {
     reportLoad('throughput', throughputLoad);
   } catch (error) {
     process.stderr.write(`\nbench: FAILED: ${(error as Error).stack ?? String(error)}\n\n--- process logs ---\n`);
-    process.stderr.write(`${processes.describeFailure(30)}\n${topology?.processes.describeFailure(30) ?? ''}\n`);
+    process.stderr.write(`${processes.describeFailure(30)}\n${topology?.processes.describeFailure(30) ?? ''}\n${stock?.processes.describeFailure(30) ?? ''}\n`);
     process.exitCode = 1;
   } finally {
     say('stopping every process …');
-    const stopped = await Promise.allSettled([processes.stopAll(), topology?.stop()]);
+    const stopped = await Promise.allSettled([processes.stopAll(), topology?.stop(), stock?.stop()]);
     for (const result of stopped) {
       if (result.status === 'rejected') {
         process.stderr.write(`bench: could not stop every process: ${String(result.reason)}\n`);

@@ -205,7 +205,7 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
     }
     const size = 8 * MiB;
     const upload = await through(`SINK ${size}`, patternBytes(size));
-    assert.equal(upload.head, `${patternSha256(size)}\n`, 'the target hashed the whole upload');
+    assert.equal(upload.head, `OK ${size}\n`, 'the target received every byte of the pattern');
   });
 
   step('bandwidth capped at 1 MiB/s each way: 4 MiB arrive intact both ways, no timeout kills the stream', async (t) => {

@@ -1,8 +1,12 @@
 // A raw TCP endpoint for data-path tests and benchmarks, fast enough that the proxy, not the endpoint, is
-// what a measurement sees. After a one-line command it either sends N bytes and closes (the kubelet
-// closing first, as at the end of an exec or a log stream) or reads exactly N bytes, answers their
-// sha256 and closes. The bytes are a fixed 1 MiB pattern repeated, so both ends know them without
-// generating anything per transfer.
+// what a measurement sees. Commands, one line each:
+//   SEND n    send n bytes, then close (the kubelet closing first, as at the end of an exec or a log)
+//   STREAM n  send n bytes and keep the connection until the client closes it (the client closing first)
+//   SINK n    read exactly n bytes, answer "OK n" if every byte was the pattern's (else "BAD at <offset>"),
+//             then close
+//   REPLY n   send n bytes and wait for the next command (request/response on an open connection)
+// The bytes are a fixed 1 MiB pattern repeated, so both ends know them without generating anything, and a
+// receiver checks every byte against it at memory speed (no hashing on the hot path).
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { blobChunks } from './kubelet.js';
@@ -55,10 +59,10 @@ export async function startByteTarget(host = '127.0.0.1', port = 0): Promise<Byt
   };
 }
 
-function serve(socket: net.Socket): void {
-  let command = Buffer.alloc(0);
+function serve(socket: net.Socket, pending: Buffer = Buffer.alloc(0)): void {
+  let command = pending;
   const onData = (chunk: Buffer): void => {
-    command = Buffer.concat([command, chunk]);
+    command = command.length === 0 ? chunk : Buffer.concat([command, chunk]);
     const newline = command.indexOf(10);
     if (newline === -1) {
       if (command.length > MAX_COMMAND_BYTES) socket.destroy();
@@ -66,20 +70,31 @@ function serve(socket: net.Socket): void {
     }
     socket.off('data', onData);
     const rest = command.subarray(newline + 1);
-    const match = /^(SEND|SINK) (\d+)$/.exec(command.subarray(0, newline).toString('latin1'));
+    const match = /^(SEND|STREAM|SINK|REPLY) (\d+)$/.exec(command.subarray(0, newline).toString('latin1'));
     if (match === null) {
-      socket.end('ERR want "SEND <bytes>" or "SINK <bytes>"\n');
+      socket.end('ERR want SEND, STREAM, SINK or REPLY and a byte count\n');
       return;
     }
     const size = Number(match[2]);
-    if (match[1] === 'SEND') send(socket, size);
-    else sink(socket, size, rest);
+    if (match[1] === 'SINK') {
+      sink(socket, size, rest);
+      return;
+    }
+    // Whatever the client sends while we send is read and dropped, as a kubelet drains an exec's stdin;
+    // only REPLY reads a next command afterwards.
+    const drop = (): void => undefined;
+    if (match[1] !== 'REPLY') socket.on('data', drop);
+    send(socket, size, () => {
+      if (match[1] === 'SEND') socket.end();
+      else if (match[1] === 'REPLY') serve(socket, rest);
+    });
   };
   socket.on('data', onData);
+  if (pending.length > 0) onData(Buffer.alloc(0));
 }
 
-/** Writes `size` pattern bytes with backpressure, then FIN: the target closes first. */
-function send(socket: net.Socket, size: number): void {
+/** Writes `size` pattern bytes with backpressure, then calls `done`. */
+function send(socket: net.Socket, size: number, done: () => void): void {
   const pieces = patternBytes(size);
   const pump = (): void => {
     for (let next = pieces.next(); !next.done; next = pieces.next()) {
@@ -88,27 +103,54 @@ function send(socket: net.Socket, size: number): void {
         return;
       }
     }
-    socket.end();
+    done();
   };
-  // Whatever the client sends from now on is read and dropped, as a kubelet drains an exec's stdin.
-  socket.on('data', () => undefined);
   pump();
 }
 
-/** Reads exactly `size` bytes, answers their sha256 and closes. */
+/** Reads exactly `size` bytes, checking each against the pattern; answers and closes. */
 function sink(socket: net.Socket, size: number, first: Buffer): void {
-  const hash = createHash('sha256');
+  const check = new PatternCheck();
   let left = size;
   const take = (chunk: Buffer): void => {
     if (left <= 0) return;
     const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
-    hash.update(piece);
+    check.update(piece);
     left -= piece.length;
-    if (left === 0) socket.end(`${hash.digest('hex')}\n`);
+    if (left === 0) socket.end(check.mismatchAt === undefined ? `OK ${size}\n` : `BAD at ${check.mismatchAt}\n`);
   };
-  take(first);
   socket.on('data', take);
-  if (size === 0) socket.end(`${hash.digest('hex')}\n`);
+  if (size === 0) socket.end(`OK 0\n`);
+  else take(first);
+}
+
+/** Checks a stream against the pattern, byte for byte, as it arrives. */
+export class PatternCheck {
+  private offset = 0;
+  /** The first offset whose byte differed from the pattern, if any. */
+  mismatchAt: number | undefined;
+
+  get bytes(): number {
+    return this.offset;
+  }
+
+  update(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      const inPattern = this.offset % PATTERN.length;
+      const n = Math.min(chunk.length - at, PATTERN.length - inPattern);
+      if (this.mismatchAt === undefined && PATTERN.compare(chunk, at, at + n, inPattern, inPattern + n) !== 0) {
+        for (let i = 0; i < n; i++) {
+          if (chunk[at + i] !== PATTERN[inPattern + i]) {
+            this.mismatchAt = this.offset + i;
+            break;
+          }
+        }
+      }
+      at += n;
+      this.offset += n;
+    }
+  }
 }
 
 export interface ReadResult {
