@@ -99,10 +99,13 @@ export function upload(path: BenchPath, size: number, timeoutMs: number): Promis
   });
 }
 
-/** Milliseconds for: open the path (TCP, TLS to the proxy, CONNECT), 1 KiB from the target, its close. */
-export async function freshExchange(path: BenchPath): Promise<number> {
+/**
+ * Milliseconds for: open the path (TCP, TLS to the proxy, CONNECT), 1 KiB from the target, its close;
+ * with `resume`, the TLS handshake to the proxy resumes the previous session.
+ */
+export async function freshExchange(path: BenchPath, resume = false): Promise<number> {
   const started = performance.now();
-  const got = await exchange(await path.open(), 'SEND 1024', 10_000);
+  const got = await exchange(await path.open(resume), 'SEND 1024', 10_000);
   if (got.bytes !== 1024 || got.mismatchAt !== undefined || got.ending !== 'end') {
     throw new Error(`fresh 1 KiB via ${path.name}: ${got.bytes} bytes, ended: ${got.ending}`);
   }

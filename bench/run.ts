@@ -155,16 +155,22 @@ async function main(): Promise<void> {
 
     // --- latency: fresh connections -------------------------------------------------------------------
     const fresh = emptyPerPath<number[]>(() => []);
-    say(`fresh CONNECT + TLS + 1 KiB: ${options.freshWarmup} warm-up, then ${options.freshRequests} per path …`);
-    for (const key of PATH_KEYS) for (let i = 0; i < options.freshWarmup; i++) await freshExchange(paths[key]);
+    const resumed = emptyPerPath<number[]>(() => []);
+    say(`fresh CONNECT + TLS + 1 KiB, full and resumed TLS handshakes: ${options.freshWarmup} warm-up, then ${options.freshRequests} each per path …`);
+    for (const key of PATH_KEYS) for (let i = 0; i < options.freshWarmup; i++) await freshExchange(paths[key], i % 2 === 1);
     let window = new LoadWindow(allPids);
     for (let done = 0; done < options.freshRequests; ) {
       const round = Math.min(50, options.freshRequests - done);
-      for (const key of PATH_KEYS) for (let i = 0; i < round; i++) fresh[key].push(await freshExchange(paths[key]));
+      for (const key of PATH_KEYS) {
+        for (let i = 0; i < round; i++) {
+          fresh[key].push(await freshExchange(paths[key]));
+          resumed[key].push(await freshExchange(paths[key], true));
+        }
+      }
       done += round;
     }
     const freshLoad = window.end();
-    for (const key of PATH_KEYS) say(`  ${paths[key].name}: p50 ${percentileText(fresh[key])}`);
+    for (const key of PATH_KEYS) say(`  ${paths[key].name}: full handshake p50 ${percentileText(fresh[key])}; resumed p50 ${percentileText(resumed[key])}`);
 
     // --- latency: an open connection -------------------------------------------------------------------
     say(`1 KiB request/response on an open connection: ${options.establishedRequests} per path …`);
@@ -229,6 +235,7 @@ async function main(): Promise<void> {
       download: downloads,
       upload: uploads,
       fresh,
+      resumed,
       established,
       serverClose: serverClose as PerPath<ServerCloseResult>,
       stalled,
