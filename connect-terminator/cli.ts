@@ -5,7 +5,8 @@
 import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { UsageError, positiveInt } from '../xds/cli/args.js';
+import { UsageError, hostPort, positiveInt } from '../xds/cli/args.js';
+import { metricsServer, terminatorRegistry } from './metrics.js';
 import { startTerminator } from './terminator.js';
 
 const HELP = `usage: connect-terminator --listen PATH|HOST:PORT [flags]
@@ -18,6 +19,7 @@ kubelet that closes first never loses the tail of its output.
                            loopback host:port (tests); an existing socket file is replaced
   --dial-timeout-ms N      how long a target may take to accept (default 5000; then 504)
   --stream-window N        HTTP/2 stream window granted to Envoy, bytes (default 1048576)
+  --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics (default: none)
   --log-level LEVEL        pino level (default info)
 
 Exit codes: 0 stopped by a signal, 1 failure, 2 usage error.
@@ -37,9 +39,11 @@ async function main(argv: string[]): Promise<number> {
         'dial-timeout-ms': { type: 'string', default: '5000' },
         'stream-window': { type: 'string', default: String(1024 * 1024) },
         'log-level': { type: 'string', default: 'info' },
+        metrics: { type: 'string' },
       },
     }));
     if (!values.listen) throw new UsageError('--listen is required');
+    if (values.metrics !== undefined) hostPort('metrics', values.metrics);
   } catch (error) {
     process.stderr.write(`connect-terminator: ${(error as Error).message}\n${HELP}`);
     return 2;
@@ -54,11 +58,18 @@ async function main(argv: string[]): Promise<number> {
       dialTimeoutMs: positiveInt('dial-timeout-ms', values['dial-timeout-ms']),
       streamWindowBytes: positiveInt('stream-window', values['stream-window']),
     });
+    const metrics = values.metrics === undefined ? undefined : metricsServer(terminatorRegistry(terminator.stats));
+    if (metrics !== undefined && values.metrics !== undefined) {
+      const { address, port } = hostPort('metrics', values.metrics);
+      await new Promise<void>((resolve, reject) => metrics.once('error', reject).listen(port, address, resolve));
+      log.info({ metrics: values.metrics }, 'serving /metrics');
+    }
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
     log.info({ stats: terminator.stats }, 'stopping');
+    metrics?.close();
     await terminator.close();
     return 0;
   } catch (error) {

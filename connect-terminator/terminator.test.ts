@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { terminatorRegistry } from './metrics.js';
 import { parseAuthority, startTerminator, type Terminator } from './terminator.js';
 
 const { NGHTTP2_CONNECT_ERROR } = http2.constants;
@@ -175,5 +176,15 @@ describe('connect-terminator', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('reports what it did as Prometheus metrics', async () => {
+    const text = await terminatorRegistry(terminator.stats).metrics();
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('connect_terminator_streams_total'), terminator.stats.streams);
+    assert.ok(value('connect_terminator_streams_total') >= 4, text);
+    assert.ok(value('connect_terminator_target_closed_first_total') >= 1, text);
+    assert.ok(value('connect_terminator_target_aborted_total') >= 1, text);
+    assert.ok(value('connect_terminator_refused_total') >= 2, text);
   });
 });
