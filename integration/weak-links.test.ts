@@ -38,7 +38,7 @@ const CLOUD_WORKERS = 2;
 /** How soon node-a must be reachable again once a fault is gone (the design: 6–10 s with stock settings). */
 const RECOVERY_BOUND_MS = 10_000;
 
-describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)', { concurrency: false, timeout: 300_000 }, () => {
+describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)', { concurrency: false, timeout: 600_000 }, () => {
   const faults = new ProcessSet();
   let toxiproxy: ToxiproxyInstance;
   let topology: Topology;
@@ -187,7 +187,7 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
     );
   });
 
-  step('300 ms latency and 2 MiB/s each way: downloads the target ends with its FIN arrive whole (1 KiB, 1 MiB, 64 MiB), uploads too', async (t) => {
+  step('300 ms latency and 2 MiB/s each way: downloads the target ends with its FIN arrive whole (1 KiB, 1 MiB, 64 MiB, 256 MiB), uploads too', async (t) => {
     await settle();
     await toxiproxy.client.addToxicBothWays(LINK, { name: 'latency', type: 'latency', attributes: { latency: 300 } });
     await toxiproxy.client.addToxicBothWays(LINK, { name: 'bandwidth', type: 'bandwidth', attributes: { rate: Math.round((2 * MiB) / 1000) } });
@@ -196,7 +196,9 @@ describe('weak edge-cloud links (edges dial the cloud through Toxiproxy; TLS on)
       assert.equal(tunnel.status, 200, tunnel.statusLine);
       return runCommand(tunnel.socket, command, upload);
     };
-    for (const size of [1024, MiB, 64 * MiB]) {
+    // 256 MiB at 2 MiB/s: over two minutes, the longest step of the suite, kept because a tail lost to a
+    // stream reset shows on any size but the weak link is where buffers run fullest.
+    for (const size of [1024, MiB, 64 * MiB, 256 * MiB]) {
       const result = await through(`SEND ${size}`);
       assert.equal(result.ending, 'end', `${size} bytes: the stream ended with ${result.ending}`);
       assert.equal(result.bytes, size, `${size} bytes: ${result.bytes} arrived`);
