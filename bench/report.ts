@@ -146,6 +146,20 @@ function cpuByRole(transfers: readonly Transfer[]): Map<string, number> {
   return new Map([...roles].map((role) => [role, median(transfers.map((t) => (t.cpu.get(role) ?? 0) / (t.bytes / 2 ** 30)))]));
 }
 
+/** Which process costs edge-tunnel the most per GiB, against Konnectivity's total: the "why" of a miss. */
+function costliest(r: Results): string {
+  const parts = (['download', 'upload'] as const).map((d) => {
+    const roles = [...cpuByRole(r[d].edgeTunnel)].sort((a, b) => b[1] - a[1]);
+    const total = median(r[d].edgeTunnel.map(cpuPerGiB));
+    const top = roles[0];
+    return top === undefined
+      ? `${d}: no CPU measured`
+      : `${d}: edge-tunnel's proxies spend ${fixed(total, 2)} CPU s/GiB (Konnectivity's ${fixed(median(r[d].konnectivity.map(cpuPerGiB)), 2)}), ` +
+          `the ${top[0]} the most (${fixed(top[1], 2)})`;
+  });
+  return `${parts.join('; ')}.`;
+}
+
 /** Says whether `value` met the goal, and by how much it missed. */
 function goal(label: string, value: number, target: number, higherIsBetter: boolean): string {
   const met = higherIsBetter ? value >= target : value <= target;
@@ -342,8 +356,7 @@ export function renderResults(r: Results): string {
     goal('fresh CONNECT p99 (resumed session), edge-tunnel ÷ Konnectivity', percentile(r.resumed.edgeTunnel, 99) / percentile(r.resumed.konnectivity, 99), 0.5, false),
     '',
     `On ${m.cores} cores the client, the target and every proxy process share the CPU, so a path's throughput is ` +
-      'bounded by the CPU its processes spend per byte (the table above): where a goal is missed, that table names ' +
-      'the process that costs the most.',
+      'bounded by the CPU its processes spend per byte. ' + costliest(r),
     '',
   );
 
