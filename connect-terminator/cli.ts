@@ -2,7 +2,7 @@
 // connect-terminator: the half-close-correct CONNECT terminator that runs beside each edge Envoy
 // (see terminator.ts for why). Logs JSON lines (pino) to standard error; stops on SIGTERM/SIGINT.
 
-import { rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { UsageError, hostPort, positiveInt } from '../xds/cli/args.js';
@@ -24,6 +24,9 @@ kubelet that closes first never loses the tail of its output.
 
 Exit codes: 0 stopped by a signal, 1 failure, 2 usage error.
 `;
+
+// Within the DaemonSet's terminationGracePeriodSeconds (15): a rollout lets short exchanges finish.
+const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -51,7 +54,11 @@ async function main(argv: string[]): Promise<number> {
   const log = pino({ level: values['log-level'], base: { component: 'connect-terminator' } }, pino.destination(2));
   try {
     const listen = values.listen;
-    if (listen.includes('/')) rmSync(listen, { force: true });
+    // A socket left by an earlier run is replaced; any other file at that path is not ours to delete.
+    if (listen.includes('/') && existsSync(listen)) {
+      if (!lstatSync(listen).isSocket()) throw new UsageError(`--listen ${listen} exists and is not a socket`);
+      rmSync(listen);
+    }
     const terminator = await startTerminator({
       listen,
       log,
@@ -68,9 +75,9 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
-    log.info({ stats: terminator.stats }, 'stopping');
+    log.info({ stats: terminator.stats }, 'stopping: no new streams, open ones get 10 s to finish');
     metrics?.close();
-    await terminator.close();
+    await terminator.close(SHUTDOWN_GRACE_MS);
     return 0;
   } catch (error) {
     log.error({ err: error }, 'connect-terminator failed');

@@ -25,6 +25,9 @@ export function metricsServer(registry: Registry): Server {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('endpoints: /metrics\n');
       return;
     }
-    void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text));
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics: ${String(err)}\n`),
+    );
   });
 }

@@ -21,7 +21,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { Logger } from 'pino';
 
-const { NGHTTP2_CONNECT_ERROR, NGHTTP2_REFUSED_STREAM, HTTP2_HEADER_METHOD, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_STATUS } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_CONNECT_ERROR, NGHTTP2_REFUSED_STREAM, HTTP2_HEADER_METHOD, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_STATUS } = http2.constants;
 
 export interface TerminatorOptions {
   /** A Unix socket path (the deployment's way) or host:port on loopback (tests, `make demo`). */
@@ -50,7 +50,8 @@ export interface Terminator {
   /** Where it listens: the Unix socket path, or host:port with the port the kernel chose. */
   readonly address: string;
   readonly stats: Readonly<TerminatorStats>;
-  close(): Promise<void>;
+  /** Stops taking streams and waits up to `graceMs` (default 0) for the open ones to end. */
+  close(graceMs?: number): Promise<void>;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 5000;
@@ -124,10 +125,17 @@ export async function startTerminator(options: TerminatorOptions): Promise<Termi
   return {
     address,
     stats,
-    close: () =>
+    // Stops taking streams (GOAWAY) and lets open ones finish for up to `graceMs`, then cuts the rest.
+    close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
-        server.close(() => resolve());
+        const cut = setTimeout(() => {
+          for (const session of sessions) session.destroy();
+        }, graceMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        for (const session of sessions) session.close();
       }),
   };
 }
@@ -141,20 +149,45 @@ interface RelayContext {
 /** One CONNECT: dial, answer 200, then move bytes both ways until both directions have ended. */
 function relay(stream: http2.ServerHttp2Stream, target: { host: string; port: number }, { log, stats, dialTimeoutMs }: RelayContext): void {
   const socket = net.connect({ host: target.host, port: target.port, noDelay: true, allowHalfOpen: true });
+  const where = `${target.host}:${target.port}`;
   let connected = false;
   let targetEnded = false;
   let uploadDone = false;
+  let aborted = false;
   const dialTimer = setTimeout(() => socket.destroy(new Error(`no connection within ${dialTimeoutMs} ms`)), dialTimeoutMs);
+  // Envoy may reset the stream at any moment (its client went away): nothing may be written to it then.
+  const streamGone = (): boolean => stream.closed || stream.destroyed;
+
+  /**
+   * Ends the stream with a reset (unless it is closed already) and lets a paused readable side drain, so
+   * that Node destroys it; destroying it outright could drop the RST_STREAM not yet sent.
+   */
+  const resetStream = (code: number): void => {
+    if (stream.destroyed) return;
+    if (!stream.closed) stream.close(code);
+    stream.resume();
+  };
+
+  /** The stream was cut: the target must see an abort (RST), never a clean end of a partial upload. */
+  const abort = (): void => {
+    aborted = true;
+    if (!socket.destroyed) socket.resetAndDestroy();
+    resetStream(NGHTTP2_CANCEL);
+  };
 
   const refuse = (status: number, err: Error): void => {
     stats.refused += 1;
-    log.warn({ target: `${target.host}:${target.port}`, err: err.message }, 'CONNECT refused: could not dial the target');
-    if (!stream.destroyed && !stream.headersSent) stream.respond({ [HTTP2_HEADER_STATUS]: status }, { endStream: true });
-    else stream.close(NGHTTP2_REFUSED_STREAM);
+    log.warn({ target: where, err: err.message }, 'CONNECT refused: could not dial the target');
+    if (!streamGone() && !stream.headersSent) stream.respond({ [HTTP2_HEADER_STATUS]: status }, { endStream: true });
+    else resetStream(NGHTTP2_REFUSED_STREAM);
   };
 
   socket.once('connect', () => {
     clearTimeout(dialTimer);
+    if (streamGone()) {
+      abort();
+      return;
+    }
     connected = true;
     stats.streams += 1;
     stats.active += 1;
@@ -163,14 +196,17 @@ function relay(stream: http2.ServerHttp2Stream, target: { host: string; port: nu
 
   // Target → stream. END_STREAM only after every byte was queued on the stream (write order).
   socket.on('data', (chunk: Buffer) => {
-    if (stream.destroyed) return;
+    if (streamGone() || stream.writableEnded) {
+      abort();
+      return;
+    }
     if (!stream.write(chunk)) socket.pause();
   });
   stream.on('drain', () => socket.resume());
   socket.on('end', () => {
     targetEnded = true;
-    if (stream.destroyed) return;
-    stats.targetClosedFirst += uploadDone ? 0 : 1;
+    if (streamGone()) return;
+    if (!uploadDone) stats.targetClosedFirst += 1;
     stream.end();
   });
 
@@ -180,10 +216,16 @@ function relay(stream: http2.ServerHttp2Stream, target: { host: string; port: nu
     if (!socket.write(chunk)) stream.pause();
   });
   socket.on('drain', () => stream.resume());
-  stream.on('end', () => {
-    uploadDone = true;
-    if (socket.writable) socket.end();
-  });
+  // Node reports a reset as 'end' first and 'aborted' right after: only an end not followed by an abort
+  // is the client's own END_STREAM, to be passed on as a FIN.
+  stream.on('end', () =>
+    setImmediate(() => {
+      if (aborted) return;
+      uploadDone = true;
+      if (socket.writable) socket.end();
+    }),
+  );
+  stream.on('aborted', abort);
 
   socket.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(dialTimer);
@@ -191,6 +233,7 @@ function relay(stream: http2.ServerHttp2Stream, target: { host: string; port: nu
       refuse(err.message.startsWith('no connection') ? 504 : 502, err);
       return;
     }
+    if (aborted) return;
     if (targetEnded) {
       // The target had finished its output (FIN seen); a later error is about our writes to it (EPIPE
       // after it closed). Its output is complete, so keep the stream: uploads are dropped from here on.
@@ -198,15 +241,16 @@ function relay(stream: http2.ServerHttp2Stream, target: { host: string; port: nu
       return;
     }
     stats.targetAborted += 1;
-    log.info({ target: `${target.host}:${target.port}`, code: err.code }, 'target aborted the connection: resetting the stream');
-    if (!stream.destroyed) stream.close(NGHTTP2_CONNECT_ERROR);
+    log.info({ target: where, code: err.code }, 'target aborted the connection: resetting the stream');
+    resetStream(NGHTTP2_CONNECT_ERROR);
   });
 
   // Envoy reset or closed the stream: nothing more will be sent either way.
   stream.on('close', () => {
     clearTimeout(dialTimer);
     if (connected) stats.active -= 1;
-    socket.destroy();
+    if (!uploadDone && !targetEnded) abort();
+    else socket.destroy();
   });
-  stream.on('error', () => socket.destroy());
+  stream.on('error', () => abort());
 }
