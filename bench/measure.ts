@@ -118,13 +118,21 @@ export async function establishedExchanges(path: BenchPath, warmup: number, coun
   const samples: number[] = [];
   try {
     let pending: ((chunk: Buffer) => void) | undefined;
+    let fail: ((error: Error) => void) | undefined;
     socket.on('data', (chunk: Buffer) => pending?.(chunk));
+    // A connection that dies fails the exchange in flight at once (the error is followed by 'close').
+    socket.on('error', () => undefined);
+    socket.on('close', () => fail?.(new Error(`1 KiB on an open connection via ${path.name}: the connection closed`)));
     socket.resume();
     for (let i = 0; i < warmup + count; i++) {
       const started = performance.now();
       await new Promise<void>((resolve, reject) => {
         const check = new PatternCheck();
         const timer = setTimeout(() => reject(new Error(`1 KiB on an open connection via ${path.name}: no answer within 5 s`)), 5000);
+        fail = (error) => {
+          clearTimeout(timer);
+          reject(error);
+        };
         pending = (chunk) => {
           check.update(chunk);
           if (check.bytes < 1024) return;

@@ -1,6 +1,7 @@
 // The terminator against a real HTTP/2 client (node:http2, as Envoy's upstream would speak) and real
 // TCP targets on loopback: half-close carried both ways, aborts surfaced as resets, refusals answered.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -8,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { terminatorRegistry } from './metrics.js';
 import { parseAuthority, startTerminator, type Terminator } from './terminator.js';
@@ -15,7 +17,7 @@ import { parseAuthority, startTerminator, type Terminator } from './terminator.j
 const { NGHTTP2_CONNECT_ERROR } = http2.constants;
 
 /** A TCP server whose behaviour per connection is given by the test. */
-async function target(onConnection: (socket: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
+async function target(onConnection: (socket: net.Socket) => void): Promise<{ port: number; sockets: Set<net.Socket>; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
@@ -27,6 +29,7 @@ async function target(onConnection: (socket: net.Socket) => void): Promise<{ por
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
+    sockets,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -69,6 +72,16 @@ function connect(session: http2.ClientHttp2Session, authority: string, upload: B
 }
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const execFileAsync = promisify(execFile);
+
+/** Polls `condition` until it holds; throws after `timeoutMs`. */
+async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 describe('connect-terminator', () => {
   let dir: string;
@@ -173,6 +186,35 @@ describe('connect-terminator', () => {
         stream.on('close', () => resolve({ body, ending: stream.rstCode ? `reset ${stream.rstCode}` : 'end' }));
       });
       assert.deepEqual(result, { body: 'done', ending: 'end' });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("passes the client's END_STREAM on as a FIN, but a reset mid-upload as a reset (read from the target's TCP state)", async () => {
+    // A target that reads and never closes: after a FIN its socket sits in CLOSE-WAIT, after a RST it is
+    // gone. The kernel's state says which one arrived (Node itself may read a reset as a plain EOF).
+    const server = await target((socket) => socket.on('data', () => undefined));
+    const closeWait = async (): Promise<boolean> => {
+      const { stdout } = await execFileAsync('ss', ['-Htan', 'state', 'close-wait', `( sport = :${server.port} )`]);
+      return stdout.trim() !== '';
+    };
+    const run = async (finish: (stream: http2.ClientHttp2Stream) => void): Promise<boolean> => {
+      const before = terminator.stats.streams;
+      const stream = session.request({ ':method': 'CONNECT', ':authority': `127.0.0.1:${server.port}` }, { endStream: false });
+      stream.on('error', () => undefined);
+      await new Promise((resolve) => stream.once('response', resolve));
+      await new Promise<void>((resolve) => stream.write(Buffer.alloc(300 * 1024), () => resolve()));
+      finish(stream);
+      await waitUntil(async () => terminator.stats.streams > before && (terminator.stats.active === 0 || (await closeWait())), 5000);
+      return closeWait();
+    };
+    try {
+      assert.equal(await run((stream) => stream.end()), true, 'END_STREAM reached the target as a FIN');
+      for (const socket of server.sockets) socket.destroy();
+      await waitUntil(async () => !(await closeWait()), 5000);
+      // destroy() sends RST_STREAM alone, as Envoy does when its client goes away.
+      assert.equal(await run((stream) => stream.destroy()), false, 'a reset must not reach the target as a FIN');
     } finally {
       await server.close();
     }

@@ -43,6 +43,8 @@ export async function startByteTarget(host = '127.0.0.1', port = 0): Promise<Byt
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    // The client closing its side ends the exchange (STREAM and REPLY wait for it).
+    socket.on('end', () => socket.writableEnded || socket.end());
     serve(socket);
   });
   await new Promise<void>((resolve, reject) => {
@@ -68,6 +70,8 @@ function serve(socket: net.Socket, pending: Buffer = Buffer.alloc(0)): void {
       if (command.length > MAX_COMMAND_BYTES) socket.destroy();
       return;
     }
+    // Paused until the next reader is in place: bytes after the command are never read by nobody.
+    socket.pause();
     socket.off('data', onData);
     const rest = command.subarray(newline + 1);
     const match = /^(SEND|STREAM|SINK|REPLY) (\d+)$/.exec(command.subarray(0, newline).toString('latin1'));
@@ -83,13 +87,13 @@ function serve(socket: net.Socket, pending: Buffer = Buffer.alloc(0)): void {
     // Whatever the client sends while we send is read and dropped, as a kubelet drains an exec's stdin;
     // only REPLY reads a next command afterwards.
     const drop = (): void => undefined;
-    if (match[1] !== 'REPLY') socket.on('data', drop);
+    if (match[1] !== 'REPLY') socket.on('data', drop).resume();
     send(socket, size, () => {
       if (match[1] === 'SEND') socket.end();
       else if (match[1] === 'REPLY') serve(socket, rest);
     });
   };
-  socket.on('data', onData);
+  socket.on('data', onData).resume();
   if (pending.length > 0) onData(Buffer.alloc(0));
 }
 
@@ -119,7 +123,7 @@ function sink(socket: net.Socket, size: number, first: Buffer): void {
     left -= piece.length;
     if (left === 0) socket.end(check.mismatchAt === undefined ? `OK ${size}\n` : `BAD at ${check.mismatchAt}\n`);
   };
-  socket.on('data', take);
+  socket.on('data', take).resume();
   if (size === 0) socket.end(`OK 0\n`);
   else take(first);
 }

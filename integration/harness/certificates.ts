@@ -162,7 +162,12 @@ export class TunnelSession {
    */
   request(method: string, path: string, timeoutMs = 5000): Promise<SessionResponse> {
     const mine = this.turn.then(() => this.exchange(method, path, timeoutMs));
-    this.turn = mine.catch(() => undefined);
+    // A failed exchange may leave its answer arriving later, where the next caller would take it for
+    // its own: the session is over after any failure.
+    this.turn = mine.catch((error: unknown) => {
+      this.closedBy ??= `an earlier request failed: ${(error as Error).message}`;
+      this.socket.destroy();
+    });
     return mine;
   }
 
