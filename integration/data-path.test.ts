@@ -56,6 +56,19 @@ describe('data path: nothing lost, nothing waited (target closes first; TLS on; 
     assert.equal(result.head, `OK ${size}\n`, 'the target received every byte of the pattern');
   });
 
+  step('a download the target ends while the client is still sending arrives whole (an exec whose command exits while stdin streams)', async (t) => {
+    for (const size of [MiB, 64 * MiB]) {
+      for (let i = 0; i < 3; i++) {
+        // The client keeps uploading (far more than the target will read) while the target sends and closes.
+        const result = await through(`SEND ${size}`, patternBytes(1024 * MiB));
+        assert.equal(result.ending, 'end', `${size} bytes, try ${i + 1}: the stream ended with ${result.ending}`);
+        assert.equal(result.bytes, size, `${size} bytes, try ${i + 1}: ${result.bytes} arrived`);
+        assert.equal(result.sha256, patternSha256(size), `${size} bytes, try ${i + 1}: checksum`);
+        t.diagnostic(`${size} B while uploading, try ${i + 1}: end ${result.msToEnd.toFixed(1)} ms after the last byte`);
+      }
+    }
+  });
+
   step('neither Envoy ever reset a stream the target ended cleanly', async () => {
     // The stock shape's loss shows as resets the edge sends after the target's FIN; here the edge ends
     // streams with END_STREAM and only the cloud resets its upstream (after it has every byte).
