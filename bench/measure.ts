@@ -100,16 +100,17 @@ export function upload(path: BenchPath, size: number, timeoutMs: number): Promis
 }
 
 /**
- * Milliseconds for: open the path (TCP, TLS to the proxy, CONNECT), 1 KiB from the target, its close;
- * with `resume`, the TLS handshake to the proxy resumes the previous session.
+ * Milliseconds for: open the path (TCP, TLS to the proxy, CONNECT), then the last of 1 KiB from the target
+ * (the client closes; how soon a stream the target closes ends is measured apart); with `resume`, the TLS
+ * handshake to the proxy resumes the previous session.
  */
 export async function freshExchange(path: BenchPath, resume = false): Promise<number> {
   const started = performance.now();
-  const got = await exchange(await path.open(resume), 'SEND 1024', 10_000);
-  if (got.bytes !== 1024 || got.mismatchAt !== undefined || got.ending !== 'end') {
+  const got = await exchange(await path.open(resume), 'STREAM 1024', 10_000, { until: 1024 });
+  if (got.bytes !== 1024 || got.mismatchAt !== undefined || got.ending !== 'client closed') {
     throw new Error(`fresh 1 KiB via ${path.name}: ${got.bytes} bytes, ended: ${got.ending}`);
   }
-  return got.endedAt - started;
+  return got.lastByteAt - started;
 }
 
 /** Milliseconds per 1 KiB request/response on one open connection through the path. */

@@ -384,8 +384,8 @@ export function renderResults(r: Results): string {
     `- **Throughput**: \`STREAM ${o.sizeMiB} MiB\` (the client closes once it has every byte) and \`SINK ${o.sizeMiB} MiB\` ` +
       '(the target checks every byte and answers), timed from opening the path to the last byte or the answer. ' +
       `${o.repetitions} repetitions after a 16 MiB warm-up each way per path; the paths take turns; the median is reported.`,
-    '- **Fresh CONNECT + TLS + 1 KiB**: a new TCP connection, TLS to the proxy, CONNECT, `SEND 1024`, read to the end; ' +
-      'timed from the TCP connect to the end of the stream. Sequential; the paths take turns in rounds of up to 50.',
+    '- **Fresh CONNECT + TLS + 1 KiB**: a new TCP connection, TLS to the proxy, CONNECT, `STREAM 1024`; timed from the ' +
+      'TCP connect to the last of the 1 KiB (the client then closes). Sequential; the paths take turns in rounds of up to 50.',
     '- **Open connection**: one path opened, then sequential `REPLY 1024` exchanges on it, each timed from the write to ' +
       'the last byte of the answer.',
     '- **Memory**: resident memory (VmRSS) of each proxy process before and after the stalled clients, once the sum had ' +
