@@ -216,8 +216,9 @@ function relay(stream: http2.ServerHttp2Stream, target: { host: string; port: nu
     if (!socket.write(chunk)) stream.pause();
   });
   socket.on('drain', () => stream.resume());
-  // Node reports a reset as 'end' first and 'aborted' right after: only an end not followed by an abort
-  // is the client's own END_STREAM, to be passed on as a FIN.
+  // A RST_STREAM shows as 'aborted' and then as 'end' of the readable side: only an end that no abort
+  // came with (checked once the events of this turn have run) is the client's own END_STREAM, passed
+  // on as a FIN.
   stream.on('end', () =>
     setImmediate(() => {
       if (aborted) return;
