@@ -2,7 +2,7 @@
 // Each one checks what came back (every byte against the pattern, the count, how the stream ended) and
 // throws when it is wrong: a fast wrong answer must not become a number. Timing is only measured.
 import type net from 'node:net';
-import { PatternCheck, patternBytes } from '../integration/harness/byte-target.js';
+import { PatternCheck, patternBytes, writeAll } from '../integration/harness/byte-target.js';
 import { processCpuSeconds, processRssBytes } from './cpu.js';
 import type { BenchPath } from './paths.js';
 
@@ -58,15 +58,6 @@ function exchange(socket: net.Socket, command: string, timeoutMs: number, option
     socket.write(`${command}\n`);
     if (options.upload !== undefined) writeAll(socket, patternBytes(options.upload));
   });
-}
-
-function writeAll(socket: net.Socket, pieces: Iterator<Buffer>): void {
-  for (let next = pieces.next(); !next.done; next = pieces.next()) {
-    if (!socket.write(next.value)) {
-      socket.once('drain', () => writeAll(socket, pieces));
-      return;
-    }
-  }
 }
 
 async function timed(path: BenchPath, run: (socket: net.Socket) => Promise<number>): Promise<Transfer> {

@@ -99,17 +99,7 @@ function serve(socket: net.Socket, pending: Buffer = Buffer.alloc(0)): void {
 
 /** Writes `size` pattern bytes with backpressure, then calls `done`. */
 function send(socket: net.Socket, size: number, done: () => void): void {
-  const pieces = patternBytes(size);
-  const pump = (): void => {
-    for (let next = pieces.next(); !next.done; next = pieces.next()) {
-      if (!socket.write(next.value)) {
-        socket.once('drain', pump);
-        return;
-      }
-    }
-    done();
-  };
-  pump();
+  writeAll(socket, patternBytes(size), done);
 }
 
 /** Reads exactly `size` bytes, checking each against the pattern; answers and closes. */
@@ -201,11 +191,13 @@ export function runCommand(socket: net.Socket, command: string, upload?: Iterabl
   });
 }
 
-function writeAll(socket: net.Socket, pieces: Iterator<Buffer>): void {
+/** Writes every piece, waiting for 'drain' whenever the socket's buffer is full; then calls `done`. */
+export function writeAll(socket: net.Socket, pieces: Iterator<Buffer>, done?: () => void): void {
   for (let next = pieces.next(); !next.done; next = pieces.next()) {
     if (!socket.write(next.value)) {
-      socket.once('drain', () => writeAll(socket, pieces));
+      socket.once('drain', () => writeAll(socket, pieces, done));
       return;
     }
   }
+  done?.();
 }
