@@ -1,6 +1,7 @@
-// Settings that widen what the CONNECT proxy reaches, against real Envoys: pod IPs in an edge node's
-// pod CIDR (kube-apiserver's pod and service proxy) and direct routes to cloud nodes. Both stay
-// bounded: only allowlisted ports, only known ranges and nodes.
+// What the CONNECT proxy reaches besides edge kubelets, against real Envoys: pod IPs in an edge node's
+// pod CIDR (kube-apiserver's pod and service proxy) down its tunnel, and the cluster's cloud
+// destinations (a Service CIDR, a cloud node) dialed directly. All bounded: edge pods on allowlisted
+// pod ports only, cloud destinations only inside the cluster's ranges, nothing else.
 
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
@@ -12,20 +13,24 @@ describe('pod CIDR and direct routes through real Envoys', { concurrency: false 
   let pod: StandInKubelet;
   let cloudNode: StandInKubelet;
   let otherPod: StandInKubelet;
+  let service: StandInKubelet;
   let podPort: number;
   const step = stepsWithLogs(() => topology?.processes.describeFailure());
 
   // node-a's pods live in 127.0.101.0/24 (loopback, so the edge Envoy can dial them on this host).
   const POD_IP = '127.0.101.7';
+  // A Service ClusterIP in the range given by --service-cidrs (kube-proxy's part is played by listening there).
+  const SERVICE_IP = '127.0.104.9';
 
   before(async () => {
     podPort = await freePort(POD_IP);
     pod = await startStandInKubelet({ node: 'pod-on-node-a', host: POD_IP, port: podPort });
     otherPod = await startStandInKubelet({ node: 'pod-elsewhere', host: '127.0.102.7', port: podPort });
     cloudNode = await startStandInKubelet({ node: 'cloud-1' });
+    service = await startStandInKubelet({ node: 'a-service', host: SERVICE_IP });
     topology = await Topology.start({
       nodes: ['node-a', 'node-b'],
-      serveArgs: ['--pod-ports', String(podPort), '--non-edge-nodes', 'direct'],
+      serveArgs: ['--pod-ports', String(podPort), '--service-cidrs', '127.0.104.0/24'],
       nodeFields: { 'node-a': { podCIDRs: ['127.0.101.0/24'] }, 'node-b': { podCIDRs: ['127.0.103.0/25'] } },
       extraNodes: [{ name: 'cloud-1', role: 'cloud', addresses: ['127.0.0.1'], kubeletPort: cloudNode.port }],
     });
@@ -33,7 +38,7 @@ describe('pod CIDR and direct routes through real Envoys', { concurrency: false 
   });
   after(async () => {
     await topology?.stop();
-    await Promise.all([pod, otherPod, cloudNode].map((s) => s?.close()));
+    await Promise.all([pod, otherPod, cloudNode, service].map((s) => s?.close()));
   });
 
   async function get(target: string): Promise<{ status: number; body?: string }> {
@@ -56,9 +61,14 @@ describe('pod CIDR and direct routes through real Envoys', { concurrency: false 
     assert.equal((await get('127.0.103.200:' + podPort)).status, 404, "outside node-b's /25");
   });
 
-  step('a cloud node is reached directly, on its allowlisted port only', async () => {
+  step('a cloud node is reached directly: by address on any port, by name on its allowlisted ports', async () => {
     assert.deepEqual(await get(`cloud-1:${cloudNode.port}`), { status: 200, body: 'kubelet cloud-1\n' });
     assert.deepEqual(await get(`127.0.0.1:${cloudNode.port}`), { status: 200, body: 'kubelet cloud-1\n' });
     assert.equal((await get(`cloud-1:${topology.connectPort}`)).status, 404);
+  });
+
+  step('a Service ClusterIP is dialed directly on any port; an address outside the Service CIDR is not', async () => {
+    assert.deepEqual(await get(`${SERVICE_IP}:${service.port}`), { status: 200, body: 'kubelet a-service\n' });
+    assert.equal((await get(`127.0.105.9:${service.port}`)).status, 404, 'outside the Service CIDR');
   });
 });

@@ -24,7 +24,8 @@ export interface PodNetwork {
   remove(): Promise<void>;
 }
 
-export async function createPodNetwork(podIp: string, hostIp?: string): Promise<PodNetwork> {
+/** `extraIps` answer in the namespace too (a Service ClusterIP served where its one backend runs). */
+export async function createPodNetwork(podIp: string, hostIp?: string, extraIps: readonly string[] = []): Promise<PodNetwork> {
   const id = randomBytes(3).toString('hex');
   const namespace = `et-pod-${id}`;
   const [host, pod] = [`eth${id}h`, `eth${id}p`];
@@ -39,11 +40,11 @@ export async function createPodNetwork(podIp: string, hostIp?: string): Promise<
     await ip('link', 'set', host, 'up');
     if (hostIp) await ip('addr', 'replace', `${hostIp}/32`, 'dev', host);
     // replace, not add: a run that was killed before its cleanup may have left the route behind.
-    await ip('route', 'replace', `${podIp}/32`, 'dev', host);
+    for (const address of [podIp, ...extraIps]) await ip('route', 'replace', `${address}/32`, 'dev', host);
     const inside = (...args: string[]): Promise<void> => ip('netns', 'exec', namespace, 'ip', ...args);
     await inside('link', 'set', 'lo', 'up');
     await inside('link', 'set', pod, 'up');
-    await inside('addr', 'add', `${podIp}/32`, 'dev', pod);
+    for (const address of [podIp, ...extraIps]) await inside('addr', 'add', `${address}/32`, 'dev', pod);
     // Replies leave by the veth whatever the source: the host answers ARP for its own addresses.
     await inside('route', 'add', 'default', 'dev', pod);
   } catch (error) {

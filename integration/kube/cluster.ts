@@ -31,6 +31,8 @@ export interface ClusterOptions {
   /** CA that signed the kubelets' serving certificates: kube-apiserver then verifies them end to end. */
   readonly kubeletCaFile?: string;
   readonly processes?: ProcessSet;
+  /** More kube-apiserver flags (`--enable-aggregator-routing`). */
+  readonly apiserverArgs?: readonly string[];
 }
 
 export class KubeCluster {
@@ -96,6 +98,7 @@ export class KubeCluster {
         // Never the node name: kube-apiserver dials nodes by InternalIP, which only the tunnel reaches.
         '--kubelet-preferred-address-types=InternalIP',
         ...(this.options.kubeletCaFile ? [`--kubelet-certificate-authority=${this.options.kubeletCaFile}`] : []),
+        ...(this.options.apiserverArgs ?? []),
       ],
     });
     writeFileSync(this.kubeconfig, this.kubeconfigYaml());

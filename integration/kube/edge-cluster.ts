@@ -3,7 +3,7 @@
 // edge Envoy. The node addresses are TEST-NET addresses assigned to nothing: only the tunnels reach
 // them. Shared by the end-to-end test and `make demo-k8s`.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle } from '../../certs/bundle.js';
 import { issue } from '../../certs/issue.js';
@@ -55,8 +55,15 @@ export class EdgeCluster {
     this.nodes = nodes;
   }
 
-  static async start(options: { nodes: readonly EdgeNodeSpec[]; dir?: string; connectPort?: number; certsDir?: string }): Promise<EdgeCluster> {
-    const dir = options.dir ?? runDir();
+  static async start(options: {
+    nodes: readonly EdgeNodeSpec[];
+    dir?: string;
+    connectPort?: number;
+    certsDir?: string;
+    apiserverArgs?: readonly string[];
+  }): Promise<EdgeCluster> {
+    // A directory of its own: a second cluster in one test file must not reuse the first one's etcd data.
+    const dir = options.dir ?? mkdtempSync(join(runDir(), 'cluster-'));
     const certs = options.certsDir ?? join(dir, 'certs');
     const connectPort = options.connectPort ?? (await freePort());
     await writeBundle({ out: certs, edgeNodes: [], cloudNames: [CLOUD_SERVER_NAME, '127.0.0.1'], xdsNames: ['127.0.0.1'] });
@@ -70,6 +77,7 @@ export class EdgeCluster {
       dir: join(dir, 'cluster'),
       egress: { url: `https://127.0.0.1:${connectPort}`, caFile: paths.ca, clientCertFile: join(egressDir, 'tls.crt'), clientKeyFile: join(egressDir, 'tls.key') },
       kubeletCaFile: paths.ca,
+      apiserverArgs: options.apiserverArgs,
     });
     const nodes = new Map<string, EdgeNodeState>();
     let topology: Topology | undefined;
@@ -88,7 +96,8 @@ export class EdgeCluster {
         kubeletPorts: Object.fromEntries([...nodes].map(([name, s]) => [name, s.kubeletPort])),
         connectPort,
         certsDir: certs,
-        serveArgs: ['--pod-ports', String(POD_PORT)],
+        // The kubelets here (kwok) listen on free ports: those are the ports a Node status may name.
+        serveArgs: ['--pod-ports', String(POD_PORT), '--kubelet-ports', [...nodes.values()].map((n) => n.kubeletPort).join(',')],
         dir,
       });
       const result = edgeCluster(topology);
@@ -181,6 +190,32 @@ export class EdgeCluster {
     });
     await waitFor(`pod ${name} serving`, () => server.logTail().includes('listening on'), { timeoutMs: 20_000 });
     return { ip };
+  }
+
+  /**
+   * Runs a cloud workload (integration/harness/cloud-service-main.ts) in a network namespace of its
+   * own at `podIp`, with `clusterIp` answering there too (what kube-proxy would route to it), serving
+   * HTTPS with a certificate for `dnsNames` from the topology's CA on `ports`.
+   */
+  async runCloudService(options: { name: string; podIp: string; clusterIp: string; dnsNames: readonly string[]; ports: readonly number[] }): Promise<void> {
+    const dir = join(this.topology.dir, `service-${options.name}`);
+    mkdirSync(dir, { recursive: true });
+    const pem = await issue(await loadBundleAuthority(this.topology.certs, 'ca'), { commonName: options.name, dnsNames: options.dnsNames, usage: 'server' });
+    writeAtomically(join(dir, 'tls.crt'), pem.cert);
+    writeAtomically(join(dir, 'tls.key'), pem.key, 0o600);
+    const network = await createPodNetwork(options.podIp, undefined, [options.clusterIp]);
+    this.podNetworks.push(network);
+    const [command, ...prefix] = network.exec;
+    const server = await this.topology.processes.start({
+      name: `service-${options.name}`,
+      command,
+      args: [
+        ...prefix, process.execPath, '--import', 'tsx', join(HARNESS, 'cloud-service-main.ts'),
+        '--name', options.name, '--cert', join(dir, 'tls.crt'), '--key', join(dir, 'tls.key'), '--ports', options.ports.join(','),
+      ],
+      cwd: join(HARNESS, '..', '..'),
+    });
+    await waitFor(`service ${options.name} serving`, () => server.logTail().includes('listening on'), { timeoutMs: 20_000 });
   }
 
   /** One line per process started: name, pid and log file. */

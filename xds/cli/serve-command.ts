@@ -4,8 +4,9 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { KubeConfig } from '@kubernetes/client-node';
-import { DEFAULT_EDGE_SELECTOR, KubernetesNodeSource } from '../sources/kubernetes.js';
-import type { NodeSource } from '../sources/source.js';
+import { DEFAULT_EDGE_SELECTOR, KubernetesNodeSource, KubernetesServiceCidrSource } from '../sources/kubernetes.js';
+import type { ListSource, NodeSource } from '../sources/source.js';
+import { DEFAULT_KUBELET_PORT } from '../model/node.js';
 import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '../model/settings.js';
 import { NodesFileSource } from '../sources/nodes-file.js';
 import { serve } from '../server/serve.js';
@@ -29,8 +30,13 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --allowed-ports LIST     node ports reachable besides the kubelet's (default ${DEFAULT_SETTINGS.allowedPorts.join(',')})
   --pod-ports LIST         pod ports reachable at pod IPs in edge nodes' pod CIDRs, for
                            kube-apiserver's pod and service proxy (default: none)
-  --non-edge-nodes MODE    CONNECT to cloud nodes: refuse (default) or direct (the cloud Envoy
-                           dials their IP itself; allowlisted ports only)
+  --cloud-destinations M   CONNECT to the cluster's other destinations (Service ClusterIPs, cloud
+                           pods, cloud nodes: webhooks, aggregated APIs, service proxy, cloud
+                           kubelets): direct (default; the cloud Envoy dials them itself) or refuse
+  --service-cidrs LIST     Service ClusterIP ranges, comma-separated, besides the cluster's
+                           ServiceCIDR objects (needed where that API is missing or not readable)
+  --kubelet-ports LIST     kubelet ports a Node status may name; others are ignored and the first
+                           is used (default ${DEFAULT_KUBELET_PORT}; with --nodes-file: any port the file names)
   --edge-connect-termination MODE
                            who turns a tunnelled CONNECT into TCP at the edge: terminator (default;
                            the connect-terminator beside each edge Envoy, lossless when the kubelet
@@ -52,23 +58,23 @@ function fmt(a: { address: string; port: number }): string {
   return `${a.address}:${a.port}`;
 }
 
-function nodeSource(
+/** The nodes file, or the cluster's Nodes and ServiceCIDRs. */
+function inputSources(
   values: { 'nodes-file'?: string; kubeconfig?: string; 'in-cluster'?: boolean; 'edge-selector'?: string },
   logger: Logger,
   registry: Registry,
-): NodeSource {
+): { source: NodeSource; serviceCidrSource?: ListSource<readonly string[]> } {
   if (values['nodes-file'] !== undefined) {
-    return new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) });
+    return { source: new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) }) };
   }
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig !== undefined) kubeConfig.loadFromFile(values.kubeconfig);
   else kubeConfig.loadFromCluster();
-  return new KubernetesNodeSource({
-    kubeConfig,
-    logger: logger.child({ component: 'kubernetes' }),
-    edgeSelector: values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR,
-    registry,
-  });
+  const common = { kubeConfig, logger: logger.child({ component: 'kubernetes' }), registry };
+  return {
+    source: new KubernetesNodeSource({ ...common, edgeSelector: values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR }),
+    serviceCidrSource: new KubernetesServiceCidrSource(common),
+  };
 }
 
 function terminationMode(value: string): Settings['edgeConnectTermination'] {
@@ -76,8 +82,8 @@ function terminationMode(value: string): Settings['edgeConnectTermination'] {
   return value;
 }
 
-function nonEdgeMode(value: string): Settings['nonEdgeNodes'] {
-  if (value !== 'refuse' && value !== 'direct') throw new UsageError(`--non-edge-nodes: "${value}" is not refuse or direct`);
+function cloudDestinationsMode(value: string): Settings['cloudDestinations'] {
+  if (value !== 'refuse' && value !== 'direct') throw new UsageError(`--cloud-destinations: "${value}" is not direct or refuse`);
   return value;
 }
 
@@ -97,7 +103,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'tunnels-per-cloud': { type: 'string' },
       'allowed-ports': { type: 'string' },
       'pod-ports': { type: 'string' },
-      'non-edge-nodes': { type: 'string' },
+      'cloud-destinations': { type: 'string' },
+      'service-cidrs': { type: 'string' },
+      'kubelet-ports': { type: 'string' },
       'edge-connect-termination': { type: 'string' },
       'terminator-socket': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -127,7 +135,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
     ...(values['tunnels-per-cloud'] && { tunnelsPerCloud: positiveInt('tunnels-per-cloud', values['tunnels-per-cloud']) }),
     ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),
     ...(values['pod-ports'] && { podPorts: portList('pod-ports', values['pod-ports']) }),
-    ...(values['non-edge-nodes'] && { nonEdgeNodes: nonEdgeMode(values['non-edge-nodes']) }),
+    ...(values['cloud-destinations'] && { cloudDestinations: cloudDestinationsMode(values['cloud-destinations']) }),
+    ...(values['service-cidrs'] && { serviceCIDRs: values['service-cidrs'].split(',').map((c) => c.trim()).filter(Boolean) }),
+    // A nodes file is the operator's own; a Node's status is written by its kubelet and not trusted.
+    kubeletPorts: values['kubelet-ports'] ? portList('kubelet-ports', values['kubelet-ports']) : values['nodes-file'] ? 'any' : DEFAULT_SETTINGS.kubeletPorts,
     ...(values['edge-connect-termination'] && { edgeConnectTermination: terminationMode(values['edge-connect-termination']) }),
     ...(values['terminator-socket'] && { terminatorSocket: values['terminator-socket'] }),
     tls,
@@ -137,7 +148,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const logger = pino({ level: values['log-level'], base: { component: 'xds' } });
   const registry = new Registry();
   const running = await serve({
-    source: nodeSource(values, logger, registry),
+    ...inputSources(values, logger, registry),
     registry,
     settings,
     logger,

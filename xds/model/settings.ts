@@ -2,7 +2,8 @@
 // (everything on loopback); a deployment overrides the addresses.
 
 import { isIP } from 'node:net';
-import { isValidPort, type InputError } from './node.js';
+import { parseCidr } from './cidr.js';
+import { DEFAULT_KUBELET_PORT, isValidPort, type InputError } from './node.js';
 
 export interface SocketAddress {
   readonly address: string;
@@ -58,10 +59,22 @@ export interface Settings {
   /** Pod ports reachable through an edge node's tunnel at pod IPs in its pod CIDRs (pod and service proxy); none by default. */
   readonly podPorts: readonly number[];
   /**
-   * CONNECT to a node that is not an edge node (a cloud node's name or address, allowlisted ports):
-   * 'refuse' answers 404 like any unknown destination; 'direct' lets the cloud Envoy dial it itself.
+   * CONNECT to what belongs to the cluster but not to an edge: Service ClusterIPs (serviceCIDRs and the
+   * cluster's ServiceCIDR objects), cloud pods (cloud nodes' pod CIDRs) and cloud nodes (their
+   * addresses). kube-apiserver sends its webhooks, aggregated APIs and service proxy this way once its
+   * `cluster` egress points here. 'direct' (the default): the cloud Envoy, which runs in the cloud,
+   * dials them itself. 'refuse': 404 like any other destination (only for an egress that carries
+   * nothing but edge traffic). Destinations outside the cluster are refused either way.
    */
-  readonly nonEdgeNodes: 'refuse' | 'direct';
+  readonly cloudDestinations: 'direct' | 'refuse';
+  /** Service ClusterIP ranges, in addition to the cluster's ServiceCIDR objects (a fallback for clusters without that API). */
+  readonly serviceCIDRs: readonly string[];
+  /**
+   * The ports a kubelet may report in its Node status (status.daemonEndpoints.kubeletEndpoint.Port).
+   * A node's status is written by its own kubelet: any other port is ignored and the first of these
+   * used. 'any' trusts the port given (a nodes file, which the operator writes).
+   */
+  readonly kubeletPorts: readonly number[] | 'any';
   /**
    * Who turns a tunnelled CONNECT into TCP at the edge. 'terminator' (the default): the edge Envoy
    * forwards it over HTTP/2 to the connect-terminator beside it, which passes the kubelet's FIN on as
@@ -85,7 +98,9 @@ export const DEFAULT_SETTINGS: Settings = {
   tunnelPingIntervalSeconds: 2,
   tls: DEFAULT_TLS,
   podPorts: [],
-  nonEdgeNodes: 'refuse',
+  cloudDestinations: 'direct',
+  serviceCIDRs: [],
+  kubeletPorts: [DEFAULT_KUBELET_PORT],
   edgeConnectTermination: 'terminator',
   terminatorSocket: '/run/edge-tunnel/connect-terminator.sock',
 };
@@ -113,8 +128,15 @@ export function validateSettings(settings: Settings): InputError[] {
   port('connectListen.port', settings.connectListen.port);
   settings.allowedPorts.forEach((p, i) => port(`allowedPorts[${i}]`, p));
   settings.podPorts.forEach((p, i) => port(`podPorts[${i}]`, p));
-  if (settings.nonEdgeNodes !== 'refuse' && settings.nonEdgeNodes !== 'direct') {
-    errors.push({ path: 'nonEdgeNodes', message: `must be "refuse" or "direct", not "${String(settings.nonEdgeNodes)}"` });
+  if (settings.cloudDestinations !== 'refuse' && settings.cloudDestinations !== 'direct') {
+    errors.push({ path: 'cloudDestinations', message: `must be "direct" or "refuse", not "${String(settings.cloudDestinations)}"` });
+  }
+  settings.serviceCIDRs.forEach((text, i) => {
+    if (parseCidr(text) === undefined) errors.push({ path: `serviceCIDRs[${i}]`, message: `"${text}" is not a CIDR such as 10.96.0.0/12` });
+  });
+  if (settings.kubeletPorts !== 'any') {
+    if (settings.kubeletPorts.length === 0) errors.push({ path: 'kubeletPorts', message: 'needs at least one port' });
+    settings.kubeletPorts.forEach((p, i) => port(`kubeletPorts[${i}]`, p));
   }
   if (settings.edgeConnectTermination !== 'terminator' && settings.edgeConnectTermination !== 'envoy') {
     errors.push({ path: 'edgeConnectTermination', message: `must be "terminator" or "envoy", not "${String(settings.edgeConnectTermination)}"` });

@@ -13,6 +13,8 @@ export interface AdminDeps {
   readonly ledger: Ledger;
   readonly registry: Registry;
   readonly ready: () => boolean;
+  /** Node input left out of the last translation, as "path: reason" lines. */
+  readonly refusedInput: () => readonly string[];
 }
 
 export function adminServer(deps: AdminDeps): Server {
@@ -33,8 +35,12 @@ export function adminServer(deps: AdminDeps): Server {
       case '/dump': {
         const role = url.searchParams.get('role');
         const node = url.searchParams.get('node');
-        if (role === 'cloud') return reply(200, toYaml(dumpProxy(CLOUD_KEY, deps.cache, deps.ledger)), 'application/yaml');
-        if (role === 'edge' && node) return reply(200, toYaml(dumpProxy(edgeKey(node), deps.cache, deps.ledger)), 'application/yaml');
+        // The refused input explains routes that are missing, for the cloud and for the node it concerns.
+        const refused = (prefix?: string): string[] => deps.refusedInput().filter((line) => prefix === undefined || line.startsWith(prefix));
+        if (role === 'cloud') return reply(200, toYaml(dumpProxy(CLOUD_KEY, deps.cache, deps.ledger, refused())), 'application/yaml');
+        if (role === 'edge' && node) {
+          return reply(200, toYaml(dumpProxy(edgeKey(node), deps.cache, deps.ledger, refused(`${node}.`))), 'application/yaml');
+        }
         return reply(400, 'usage: /dump?role=cloud or /dump?role=edge&node=<node name>\n');
       }
       default:

@@ -11,19 +11,26 @@ import { translate } from '../translate/translate.js';
 
 export interface ControlPlaneMetrics {
   readonly nodes: Gauge<'role'>;
-  readonly skippedNodes: Gauge;
+  readonly refusedInput: Gauge;
 }
 
 export function controlPlaneMetrics(registry: Registry): ControlPlaneMetrics {
   const registers = [registry];
   return {
     nodes: new Gauge({ name: 'xds_nodes', help: 'Nodes being served, by role', labelNames: ['role'], registers }),
-    skippedNodes: new Gauge({ name: 'xds_skipped_nodes', help: 'Nodes skipped in the last update for invalid input', registers }),
+    refusedInput: new Gauge({
+      name: 'xds_refused_node_input',
+      help: 'Nodes or node fields left out of the last translation: invalid, or claiming what another node, a Service or a cloud pod owns (see the xDS server log and xds dump)',
+      registers,
+    }),
   };
 }
 
 export class ControlPlane {
   private generation = 0;
+  private nodes: readonly TunnelNode[] | undefined;
+  private serviceCIDRs: readonly string[] = [];
+  private refused: readonly string[] = [];
 
   constructor(
     private readonly cache: SnapshotCache,
@@ -47,20 +54,41 @@ export class ControlPlane {
 
   /** Translates and publishes; returns false (and publishes nothing) when the input cannot be served. */
   update(nodes: readonly TunnelNode[]): boolean {
-    const translation = translate(nodes, this.settings);
+    this.nodes = nodes;
+    return this.publish(nodes);
+  }
+
+  /**
+   * The cluster's Service CIDRs changed (ServiceCIDR objects): republishes with the last node list, if
+   * one came in yet. Returns false when nothing could be published.
+   */
+  updateServiceCidrs(cidrs: readonly string[]): boolean {
+    this.serviceCIDRs = cidrs;
+    this.logger.info({ serviceCIDRs: cidrs }, 'Service CIDRs from the cluster');
+    return this.nodes !== undefined && this.publish(this.nodes);
+  }
+
+  /** What the last published translation left out of the node input, and why ("edge-b.addresses[1]: …"). */
+  refusedInput(): readonly string[] {
+    return this.refused;
+  }
+
+  private publish(nodes: readonly TunnelNode[]): boolean {
+    const translation = translate(nodes, this.settings, this.serviceCIDRs);
     if (!translation.ok) {
       const reasons = translation.errors.map(formatInputError);
       this.logger.error({ reasons }, 'settings are invalid: nothing published, the last good configuration stays in force');
       return false;
     }
-    for (const error of translation.errors) this.logger.warn({ path: error.path }, `node skipped: ${formatInputError(error)}`);
+    for (const error of translation.errors) this.logger.warn({ path: error.path }, `node input refused: ${formatInputError(error)}`);
     const { changed, listenerErrors } = this.cache.publish(translation);
     for (const err of listenerErrors) this.logger.error({ err }, 'a proxy stream failed to take the new configuration');
     this.generation++;
     const edges = translation.edges.size;
     this.metrics.nodes.set({ role: 'edge' }, edges);
     this.metrics.nodes.set({ role: 'cloud' }, nodes.filter((n) => n.role === 'cloud').length);
-    this.metrics.skippedNodes.set(translation.errors.length);
+    this.metrics.refusedInput.set(translation.errors.length);
+    this.refused = translation.errors.map(formatInputError);
     this.logger.info({ generation: this.generation, edges, changedProxies: changed.size }, 'configuration published');
     return true;
   }

@@ -6,7 +6,8 @@ import { ADS_ORDER, shortTypeName } from '../../envoy/xds-types.js';
 import type { Ledger } from '../cache/ledger.js';
 import type { ProxyKey, ResourceWatcher } from '../cache/snapshot-cache.js';
 
-export function dumpProxy(key: ProxyKey, cache: ResourceWatcher, ledger: Ledger): Json {
+/** `refusedInput`: node input the translation left out that concerns this proxy, with the reasons. */
+export function dumpProxy(key: ProxyKey, cache: ResourceWatcher, ledger: Ledger, refusedInput: readonly string[] = []): Json {
   const resources: { [type: string]: Json } = {};
   for (const type of ADS_ORDER) {
     const snapshot = cache.current(key, type);
@@ -33,5 +34,5 @@ export function dumpProxy(key: ProxyKey, cache: ResourceWatcher, ledger: Ledger)
       ),
     }),
   );
-  return { key, resources, streams };
+  return { key, resources, streams, refusedInput: [...refusedInput] };
 }

@@ -3,6 +3,7 @@
 
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Ledger } from '../cache/ledger.js';
@@ -11,12 +12,14 @@ import type { Settings } from '../model/settings.js';
 import * as grpc from '@grpc/grpc-js';
 import { listenAds, serverTlsCredentials } from '../protocol/ads-server.js';
 import { protocolMetrics } from '../protocol/metrics.js';
-import type { NodeSource } from '../sources/source.js';
+import type { ListSource, NodeSource } from '../sources/source.js';
 import { adminServer } from './admin.js';
 import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
 
 export interface ServeOptions {
   readonly source: NodeSource;
+  /** The cluster's Service CIDRs (ServiceCIDR objects), when watching a cluster. */
+  readonly serviceCidrSource?: ListSource<readonly string[]>;
   readonly settings: Settings;
   readonly logger: Logger;
   /** host:port for the ADS gRPC server (port 0 picks one). */
@@ -28,6 +31,9 @@ export interface ServeOptions {
   /** Metrics registry shared with the source (a new one when omitted). */
   readonly registry?: Registry;
 }
+
+/** How long the first ServiceCIDR list may delay the start. */
+const SERVICE_CIDR_WAIT_MS = 5000;
 
 export interface RunningServer {
   readonly xdsPort: number;
@@ -43,6 +49,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const ledger = new Ledger();
   const controlPlane = new ControlPlane(cache, settings, logger, controlPlaneMetrics(registry));
   let ready = false;
+  // Service CIDRs first, so the first configuration already routes Services; a cluster without the
+  // ServiceCIDR API (or RBAC for it) must not keep the server from starting: it goes on retrying,
+  // and --service-cidrs covers the ranges meanwhile.
+  if (options.serviceCidrSource) {
+    const first = options.serviceCidrSource.start((lists) => controlPlane.updateServiceCidrs([...new Set(lists.flat())].sort()));
+    const waited = await Promise.race([first.then(() => true), delay(SERVICE_CIDR_WAIT_MS).then(() => false)]);
+    if (!waited) logger.warn({ waitedMs: SERVICE_CIDR_WAIT_MS }, 'no ServiceCIDR list yet: starting with --service-cidrs only, Services are added when the list arrives');
+  }
   await options.source.start((nodes) => {
     ready = controlPlane.update(nodes) || ready;
   });
@@ -59,7 +73,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     options.xdsListen,
     options.tlsDir ? serverTlsCredentials(options.tlsDir) : grpc.ServerCredentials.createInsecure(),
   );
-  const admin = adminServer({ cache, ledger, registry, ready: () => ready });
+  const admin = adminServer({ cache, ledger, registry, ready: () => ready, refusedInput: () => controlPlane.refusedInput() });
   admin.listen(options.adminPort, options.adminHost);
   await once(admin, 'listening');
   const adminPort = (admin.address() as AddressInfo).port;
@@ -70,6 +84,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     adminPort,
     async close() {
       await options.source.stop();
+      await options.serviceCidrSource?.stop();
       admin.closeAllConnections();
       admin.close();
       // forceShutdown ends open ADS streams at once; proxies keep their config and reconnect elsewhere.

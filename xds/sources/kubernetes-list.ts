@@ -1,19 +1,27 @@
-import { createConfiguration, type ConfigurationOptions, type CoreV1Api, type Middleware } from '@kubernetes/client-node';
+import { createConfiguration, type ConfigurationOptions, type Middleware } from '@kubernetes/client-node';
 import { httpStatusOf } from './kubernetes-watch.js';
 
-export interface NodeListing {
-  /** The Nodes as the client returns them (its model classes; read through projectNode). */
+export interface Listing {
+  /** The objects as the client returns them (its model classes; read through a projection). */
   readonly items: unknown[];
   /** The list's resourceVersion: a watch from it misses nothing and repeats nothing. */
   readonly resourceVersion: string;
 }
 
+/** One page of a list call, as every generated `list*` method of the client returns it. */
+export interface ListPage {
+  readonly items: readonly unknown[];
+  readonly metadata?: { readonly resourceVersion?: string; readonly _continue?: string };
+}
+
+export type PageFetcher = (query: { limit?: number; _continue?: string }) => Promise<ListPage>;
+
 /**
- * Lists every Node as one consistent snapshot, `pageSize` at a time (a large cluster's list is then
+ * Lists every object as one consistent snapshot, `pageSize` at a time (a large cluster's list is then
  * not one huge response). If the snapshot expires between pages (410 on a continue token), the list
  * restarts unpaged, as client-go's pager does, since a consistent result needs a fresh start.
  */
-export async function listAllNodes(api: CoreV1Api, pageSize: number, options: ConfigurationOptions): Promise<NodeListing> {
+export async function listAll(fetchPage: PageFetcher, pageSize: number): Promise<Listing> {
   const items: unknown[] = [];
   let resourceVersion = '';
   let limit: number | undefined = pageSize;
@@ -21,7 +29,7 @@ export async function listAllNodes(api: CoreV1Api, pageSize: number, options: Co
   for (;;) {
     let page;
     try {
-      page = await api.listNode({ limit, _continue: continueToken }, options);
+      page = await fetchPage({ limit, _continue: continueToken });
     } catch (error) {
       if (continueToken === undefined || httpStatusOf(error) !== 410) throw error;
       items.length = 0;

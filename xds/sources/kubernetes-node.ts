@@ -1,4 +1,4 @@
-// Projects a Kubernetes Node onto the few fields edge-tunnel uses. Everything else in a Node (status
+// Projects Kubernetes objects (a Node, a ServiceCIDR) onto the few fields edge-tunnel uses. Everything else in a Node (status
 // conditions, heartbeat times, images, allocatable) changes all the time and matters to us not at all,
 // so comparing projections is how no-op updates are recognised.
 //
@@ -9,17 +9,18 @@
 import { DEFAULT_KUBELET_PORT, type TunnelNode } from '../model/node.js';
 import type { LabelSelector } from './label-selector.js';
 
-/** A projected node together with the identity the API gave the object it came from. */
-export interface ProjectedNode {
+/** A projected object, keyed by its name, with the resourceVersion the API gave it. */
+export interface Projected<T> {
+  readonly key: string;
   readonly resourceVersion: string;
-  readonly node: TunnelNode;
+  readonly value: T;
 }
 
 /** The address types a node may be dialled by, in the order they are listed. */
 const ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname'] as const;
 
 /** Returns undefined for an object without a name, which the API never sends. */
-export function projectNode(object: unknown, edgeSelector: LabelSelector): ProjectedNode | undefined {
+export function projectNode(object: unknown, edgeSelector: LabelSelector): Projected<TunnelNode> | undefined {
   const metadata = field(object, 'metadata');
   const name = field(metadata, 'name');
   if (typeof name !== 'string' || name === '') return undefined;
@@ -28,16 +29,27 @@ export function projectNode(object: unknown, edgeSelector: LabelSelector): Proje
   const status = field(object, 'status');
   const labels = stringRecord(field(metadata, 'labels'));
   return {
+    key: name,
     resourceVersion: typeof resourceVersion === 'string' ? resourceVersion : '',
-    node: {
+    value: {
       name,
       addresses: addressesOf(field(status, 'addresses')),
       kubeletPort: kubeletPortOf(field(field(field(status, 'daemonEndpoints'), 'kubeletEndpoint'), 'Port')),
       role: edgeSelector.matches(labels) ? 'edge' : 'cloud',
       labels,
       podCIDRs: podCIDRsOf(field(spec, 'podCIDRs'), field(spec, 'podCIDR')),
+      ...createdAtOf(field(metadata, 'creationTimestamp')),
     },
   };
+}
+
+/** A ServiceCIDR's ranges (spec.cidrs), keyed by its name. */
+export function projectServiceCidr(object: unknown): Projected<readonly string[]> | undefined {
+  const { name, resourceVersion } = objectMeta(object);
+  if (name === undefined || name === '') return undefined;
+  const cidrs = field(field(object, 'spec'), 'cidrs');
+  const value = Array.isArray(cidrs) ? cidrs.filter((c): c is string => typeof c === 'string') : [];
+  return { key: name, resourceVersion: resourceVersion ?? '', value };
 }
 
 /** The name and resourceVersion of any object (a deleted Node, a bookmark). */
@@ -63,6 +75,12 @@ function addressesOf(value: unknown): string[] {
     }
   }
   return addresses;
+}
+
+/** Watch events carry the RFC 3339 string, list items a Date: both become "2026-12-01T17:48:53Z". */
+function createdAtOf(value: unknown): { createdAt?: string } {
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return { createdAt: value.toISOString().replace(/\.\d{3}Z$/, 'Z') };
+  return typeof value === 'string' && value !== '' ? { createdAt: value } : {};
 }
 
 function kubeletPortOf(value: unknown): number {

@@ -585,7 +585,7 @@ describe('KubernetesNodeSource', () => {
     const starting = h.source.start((nodes) => h.deliveries.push(nodes));
     await waitFor('the list request', () => h.api.listRequests().length === 1);
     await h.source.stop();
-    await assert.rejects(starting, /stopped before the first node list/);
+    await assert.rejects(starting, /stopped before the first list/);
     assert.equal(h.deliveries.length, 0);
   });
 });

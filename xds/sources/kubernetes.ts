@@ -1,7 +1,8 @@
-// The Kubernetes Node source: lists and watches every Node, projects each onto a TunnelNode, and
-// delivers the whole node list, debounced, whenever a projection changes.
+// The Kubernetes sources: list and watch every object of one resource (Nodes; ServiceCIDRs), project
+// each onto the few fields edge-tunnel uses, and deliver the whole list, debounced, whenever a
+// projection changes.
 //
-// The list/watch loop is our own, built on the client's `Watch` and `CoreV1Api.listNode`, rather than
+// The list/watch loop is our own, built on the client's `Watch` and its generated list calls, rather than
 // the client's informer (`makeInformer`): the informer calls every resourceVersion change an update
 // (so each Node heartbeat would be one), stops for good on the first error that is not a 410 unless
 // restarted from outside, has no staleness check, and cannot say why it relisted. Here one loop owns
@@ -19,16 +20,16 @@
 // drive a relist storm. A failure is logged when the failure changes, not on every retry.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, Watch, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { TunnelNode } from '../model/node.js';
 import { Debouncer } from './debounce.js';
-import { abortableRequest, listAllNodes } from './kubernetes-list.js';
+import { abortableRequest, listAll, type PageFetcher } from './kubernetes-list.js';
 import { kubernetesSourceMetrics, type KubernetesSourceMetrics, type RelistReason } from './kubernetes-metrics.js';
-import { objectMeta, projectNode, type ProjectedNode } from './kubernetes-node.js';
+import { objectMeta, projectNode, projectServiceCidr, type Projected } from './kubernetes-node.js';
 import { describeError, errorEventOutcome, WatchSession, type WatchOutcome } from './kubernetes-watch.js';
 import { parseLabelSelector, type LabelSelector } from './label-selector.js';
-import type { NodeSource, SourceLogger } from './source.js';
+import type { ListSource, NodeSource, SourceLogger } from './source.js';
 import { globalTimers, type TimerFunctions } from './watch-file.js';
 
 /** Marks edge nodes as KubeEdge does; OpenYurt clusters use `openyurt.io/is-edge-worker=true`. */
@@ -37,13 +38,10 @@ export const BACKOFF_INITIAL_MS = 1000;
 export const BACKOFF_MAX_MS = 30_000;
 /** A watch that delivered an event or stayed open this long resets the backoff. */
 const HEALTHY_WATCH_MS = 10_000;
-const NODES_PATH = '/api/v1/nodes';
 
-export interface KubernetesNodeSourceOptions {
+export interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
   readonly logger: SourceLogger;
-  /** Equality-based label selector for edge nodes; other nodes are `cloud`. */
-  readonly edgeSelector?: string;
   /** Quiet time after the last change before the node list is delivered (default 100 ms). */
   readonly debounceMs?: number;
   /** Longest a pending change waits, however busy the watch (default 1000 ms). */
@@ -56,28 +54,45 @@ export interface KubernetesNodeSourceOptions {
   readonly now?: () => number;
   /** Registry for the source's metrics; without one they are kept but not exported. */
   readonly registry?: Registry;
-  /** Nodes per list page (default 500), so a large cluster's list is not one huge response. */
+  /** Objects per list page (default 500), so a large cluster's list is not one huge response. */
   readonly listPageSize?: number;
 }
 
-export class KubernetesNodeSource implements NodeSource {
+export interface KubernetesNodeSourceOptions extends KubernetesSourceOptions {
+  /** Equality-based label selector for edge nodes; other nodes are `cloud`. */
+  readonly edgeSelector?: string;
+}
+
+/** What differs between the watched resources. */
+export interface WatchedResource<T> {
+  /** Lowercase plural for metrics ("nodes"). */
+  readonly resource: string;
+  /** Plural for logs ("Nodes"). */
+  readonly kind: string;
+  /** The collection's API path, which the watch requests. */
+  readonly path: string;
+  readonly listPage: (kubeConfig: KubeConfig, options: ConfigurationOptions) => PageFetcher;
+  /** Undefined for an object without a name, which the API never sends. */
+  readonly project: (object: unknown) => Projected<T> | undefined;
+}
+
+export class KubernetesWatchSource<T> implements ListSource<T> {
   private readonly logger: SourceLogger;
-  private readonly selector: LabelSelector;
   private readonly staleAfterMs: number;
   private readonly listPageSize: number;
   private readonly timers: TimerFunctions;
   private readonly now: () => number;
-  private readonly api: CoreV1Api;
+  private readonly fetchPage: PageFetcher;
   private readonly watcher: Watch;
   private readonly metrics: KubernetesSourceMetrics;
   private readonly debouncer: Debouncer;
   private readonly abort = new AbortController();
   private readonly requestOptions = abortableRequest(this.abort.signal);
 
-  private onNodes: ((nodes: readonly TunnelNode[]) => void) | undefined;
-  private nodes = new Map<string, ProjectedNode>();
+  private onItems: ((items: readonly T[]) => void) | undefined;
+  private objects = new Map<string, Projected<T>>();
   private resourceVersion = '';
-  private delivered: readonly TunnelNode[] | undefined;
+  private delivered: readonly T[] | undefined;
   private lastActivity = 0;
   private failures = 0;
   /** 410s since the last event; more than one in a row is a failure. */
@@ -92,32 +107,34 @@ export class KubernetesNodeSource implements NodeSource {
   private started = false;
   private stopped = false;
 
-  /** Throws if the selector is not supported syntax or the kubeconfig names no cluster. */
-  constructor(options: KubernetesNodeSourceOptions) {
+  /** Throws if the kubeconfig names no cluster. */
+  constructor(
+    options: KubernetesSourceOptions,
+    private readonly watched: WatchedResource<T>,
+  ) {
     this.logger = options.logger;
-    this.selector = parseLabelSelector(options.edgeSelector ?? DEFAULT_EDGE_SELECTOR);
     this.staleAfterMs = options.staleAfterMs ?? 5 * 60_000;
     this.listPageSize = options.listPageSize ?? 500;
     this.timers = options.timers ?? globalTimers;
     this.now = options.now ?? Date.now;
-    this.api = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.fetchPage = watched.listPage(options.kubeConfig, this.requestOptions);
     this.watcher = new Watch(options.kubeConfig);
     this.debouncer = new Debouncer(this.timers, options.debounceMs ?? 100, options.maxDelayMs ?? 1000, () => this.flush());
     this.lastActivity = this.now();
-    this.metrics = kubernetesSourceMetrics(options.registry, () => (this.now() - this.lastActivity) / 1000);
+    this.metrics = kubernetesSourceMetrics(options.registry, watched.resource, () => (this.now() - this.lastActivity) / 1000);
   }
 
-  async start(onNodes: (nodes: readonly TunnelNode[]) => void): Promise<void> {
-    if (this.started || this.stopped) throw new Error('KubernetesNodeSource.start may only be called once, before stop');
+  async start(onItems: (items: readonly T[]) => void): Promise<void> {
+    if (this.started || this.stopped) throw new Error(`the Kubernetes ${this.watched.kind} source may only be started once, before stop`);
     this.started = true;
-    this.onNodes = onNodes;
+    this.onItems = onItems;
     this.lastActivity = this.now();
     const first = new Promise<void>((resolve, reject) => {
       this.firstDelivery = { resolve, reject };
     });
     this.staleTimer = this.timers.setTimeout(() => this.checkStale(), this.staleAfterMs);
     this.loop = this.run().catch((error: unknown) => {
-      this.logger.error({ error: describeError(error) }, 'the Kubernetes Node source failed unexpectedly; Node changes no longer apply');
+      this.logger.error({ error: describeError(error) }, `the Kubernetes ${this.watched.kind} source failed unexpectedly; its changes no longer apply`);
       this.firstDelivery?.reject(error instanceof Error ? error : new Error(String(error)));
     });
     await first;
@@ -133,8 +150,8 @@ export class KubernetesNodeSource implements NodeSource {
     this.debouncer.cancel();
     if (this.staleTimer !== undefined) this.timers.clearTimeout(this.staleTimer);
     this.staleTimer = undefined;
-    this.metrics.watchUp.set(0);
-    this.firstDelivery?.reject(new Error('the Kubernetes Node source was stopped before the first node list'));
+    this.metrics.watchUp(false);
+    this.firstDelivery?.reject(new Error(`the Kubernetes ${this.watched.kind} source was stopped before the first list`));
     // Every await in the loop (list, watch, backoff) was just aborted, so this is prompt.
     await this.loop;
   }
@@ -146,12 +163,12 @@ export class KubernetesNodeSource implements NodeSource {
       if (this.stopped) return;
       if (relist === undefined && this.now() - this.lastActivity >= this.staleAfterMs) relist = 'stale';
       if (relist !== undefined) {
-        this.metrics.relists.inc({ reason: relist });
+        this.metrics.relist(relist);
         try {
           await this.list(relist);
         } catch (error) {
           if (this.stopped) return;
-          this.failed('listing Nodes', error);
+          this.failed(`listing ${this.watched.kind}`, error);
           relist = 'error';
           continue;
         }
@@ -169,37 +186,37 @@ export class KubernetesNodeSource implements NodeSource {
         return undefined;
       case 'closedAtOnce':
         // Resuming is still right, but not in a tight loop.
-        this.failed('watching Nodes', new Error('the API server ended the watch at once'));
+        this.failed(`watching ${this.watched.kind}`, new Error('the API server ended the watch at once'));
         return undefined;
       case 'gone':
         // One 410 is routine (the watch fell behind compaction). Another before any event means even
         // a fresh list's resourceVersion is refused: back off rather than relist in a tight loop.
-        if (++this.goneInARow > 1) this.failed('watching Nodes', new Error('410 Gone again right after a relist'));
-        else this.logger.info({ resourceVersion: this.resourceVersion }, 'Node watch expired (410 Gone); relisting');
+        if (++this.goneInARow > 1) this.failed(`watching ${this.watched.kind}`, new Error('410 Gone again right after a relist'));
+        else this.logger.info({ resourceVersion: this.resourceVersion }, `${this.watched.kind} watch expired (410 Gone); relisting`);
         return 'gone';
       case 'stale':
         return 'stale';
       case 'failed':
-        this.failed('watching Nodes', outcome.error);
+        this.failed(`watching ${this.watched.kind}`, outcome.error);
         return 'error';
     }
   }
 
   private async list(reason: RelistReason): Promise<void> {
-    const { items, resourceVersion } = await listAllNodes(this.api, this.listPageSize, this.requestOptions);
+    const { items, resourceVersion } = await listAll(this.fetchPage, this.listPageSize);
     if (this.stopped) return;
 
-    const next = new Map<string, ProjectedNode>();
+    const next = new Map<string, Projected<T>>();
     for (const item of items) {
-      const projected = projectNode(item, this.selector);
-      if (projected !== undefined) next.set(projected.node.name, projected);
+      const projected = this.watched.project(item);
+      if (projected !== undefined) next.set(projected.key, projected);
     }
-    // Nodes missing from the list were deleted while we were not watching.
-    const changed = next.size !== this.nodes.size || [...next].some(([name, p]) => !isDeepStrictEqual(this.nodes.get(name)?.node, p.node));
-    this.nodes = next;
+    // Objects missing from the list were deleted while we were not watching.
+    const changed = next.size !== this.objects.size || [...next].some(([key, p]) => !isDeepStrictEqual(this.objects.get(key)?.value, p.value));
+    this.objects = next;
     this.resourceVersion = resourceVersion;
     this.lastActivity = this.now();
-    this.logger.info({ reason, nodes: next.size, resourceVersion, changed }, 'listed Nodes');
+    this.logger.info({ reason, [this.watched.resource]: next.size, resourceVersion, changed }, `listed ${this.watched.kind}`);
     if (this.firstDelivery !== undefined) {
       this.flush();
       this.firstDelivery.resolve();
@@ -211,7 +228,7 @@ export class KubernetesNodeSource implements NodeSource {
 
   private watchOnce(): Promise<WatchOutcome> {
     return new Promise((resolve) => {
-      const session = new WatchSession(this.now, HEALTHY_WATCH_MS, (open) => this.metrics.watchUp.set(open ? 1 : 0), (outcome) => {
+      const session = new WatchSession(this.now, HEALTHY_WATCH_MS, (open) => this.metrics.watchUp(open), (outcome) => {
         if (this.session === session) this.session = undefined;
         if (session.healthy()) {
           // A watch that worked for a while resets the backoff; only one that also ended well ends
@@ -226,14 +243,14 @@ export class KubernetesNodeSource implements NodeSource {
       const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
       const query = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds };
       this.watcher
-        .watch(NODES_PATH, query, (type: string, object: unknown) => this.onEvent(session, type, object), (error: unknown) => session.done(error))
+        .watch(this.watched.path, query, (type: string, object: unknown) => this.onEvent(session, type, object), (error: unknown) => session.done(error))
         .then((controller) => session.opened(controller), (error: unknown) => session.end({ kind: 'failed', error }));
     });
   }
 
   private onEvent(session: WatchSession, type: string, object: unknown): void {
     if (this.stopped || session.ended || this.session !== session) return;
-    this.metrics.watchEvents.inc({ type: ['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR'].includes(type) ? type : 'other' });
+    this.metrics.watchEvent(type);
     if (type === 'ERROR') {
       session.end(errorEventOutcome(object));
       return;
@@ -244,16 +261,16 @@ export class KubernetesNodeSource implements NodeSource {
     const { name, resourceVersion } = objectMeta(object);
     if (resourceVersion !== undefined) this.resourceVersion = resourceVersion;
     if (type === 'ADDED' || type === 'MODIFIED') {
-      const projected = projectNode(object, this.selector);
+      const projected = this.watched.project(object);
       if (projected === undefined) return;
-      const previous = this.nodes.get(projected.node.name);
+      const previous = this.objects.get(projected.key);
       // The API sends each object version once and in order; one seen already changes nothing.
       if (previous !== undefined && previous.resourceVersion === projected.resourceVersion) return;
-      this.nodes.set(projected.node.name, projected);
+      this.objects.set(projected.key, projected);
       // Heartbeats and other status writes change the resourceVersion but not the projection.
-      if (previous === undefined || !isDeepStrictEqual(previous.node, projected.node)) this.changed();
+      if (previous === undefined || !isDeepStrictEqual(previous.value, projected.value)) this.changed();
     } else if (type === 'DELETED' && name !== undefined) {
-      if (this.nodes.delete(name)) this.changed();
+      if (this.objects.delete(name)) this.changed();
     }
   }
 
@@ -264,13 +281,13 @@ export class KubernetesNodeSource implements NodeSource {
   private flush(): void {
     this.debouncer.cancel();
     if (this.stopped) return;
-    const nodes = [...this.nodes.values()].map((p) => p.node).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    if (this.delivered !== undefined && isDeepStrictEqual(nodes, this.delivered)) return;
-    this.delivered = nodes;
+    const items = [...this.objects.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((p) => p.value);
+    if (this.delivered !== undefined && isDeepStrictEqual(items, this.delivered)) return;
+    this.delivered = items;
     try {
-      this.onNodes?.(nodes);
+      this.onItems?.(items);
     } catch (error) {
-      this.logger.error({ error: describeError(error) }, 'applying the Kubernetes node list failed');
+      this.logger.error({ error: describeError(error) }, `applying the Kubernetes ${this.watched.kind} list failed`);
     }
   }
 
@@ -281,7 +298,7 @@ export class KubernetesNodeSource implements NodeSource {
     this.staleTimer = this.timers.setTimeout(() => this.checkStale(), idle < this.staleAfterMs ? this.staleAfterMs - idle : this.staleAfterMs);
     // Between watches the loop checks for itself; here only an open watch that went quiet is ended.
     if (idle >= this.staleAfterMs && this.session?.isOpen) {
-      this.logger.info({ idleSeconds: Math.round(idle / 1000) }, 'no Node event for too long; relisting in case the watch stalled');
+      this.logger.info({ idleSeconds: Math.round(idle / 1000) }, `no ${this.watched.kind} event for too long; relisting in case the watch stalled`);
       this.session.end({ kind: 'stale' });
     }
   }
@@ -302,7 +319,7 @@ export class KubernetesNodeSource implements NodeSource {
     this.failures = 0;
     this.goneInARow = 0;
     if (this.failing === undefined) return;
-    this.logger.info({ previously: this.failing }, 'the Kubernetes Node watch is healthy again');
+    this.logger.info({ previously: this.failing }, `the Kubernetes ${this.watched.kind} watch is healthy again`);
     this.failing = undefined;
   }
 
@@ -317,6 +334,43 @@ export class KubernetesNodeSource implements NodeSource {
         this.wake = undefined;
         resolve();
       };
+    });
+  }
+}
+
+/** Every Node, as a TunnelNode; nodes matching the edge selector are edges. */
+export class KubernetesNodeSource extends KubernetesWatchSource<TunnelNode> implements NodeSource {
+  /** Throws if the selector is not supported syntax or the kubeconfig names no cluster. */
+  constructor(options: KubernetesNodeSourceOptions) {
+    const selector: LabelSelector = parseLabelSelector(options.edgeSelector ?? DEFAULT_EDGE_SELECTOR);
+    super(options, {
+      resource: 'nodes',
+      kind: 'Nodes',
+      path: '/api/v1/nodes',
+      listPage: (kubeConfig, request) => {
+        const api = kubeConfig.makeApiClient(CoreV1Api);
+        return (query) => api.listNode(query, request);
+      },
+      project: (object) => projectNode(object, selector),
+    });
+  }
+}
+
+/**
+ * The cluster's Service ClusterIP ranges (ServiceCIDR objects, networking.k8s.io/v1), delivered as one
+ * list of CIDRs per ServiceCIDR object.
+ */
+export class KubernetesServiceCidrSource extends KubernetesWatchSource<readonly string[]> {
+  constructor(options: KubernetesSourceOptions) {
+    super(options, {
+      resource: 'servicecidrs',
+      kind: 'ServiceCIDRs',
+      path: '/apis/networking.k8s.io/v1/servicecidrs',
+      listPage: (kubeConfig, request) => {
+        const api = kubeConfig.makeApiClient(NetworkingV1Api);
+        return (query) => api.listServiceCIDR(query, request);
+      },
+      project: projectServiceCidr,
     });
   }
 }

@@ -4,7 +4,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import {
   DEFAULT_KUBELET_PORT,
   formatInputError,
-  validateNodes,
+  cleanNode,
   type InputError,
   type NodeRole,
   type TunnelNode,
@@ -87,8 +87,21 @@ export function parseNodesFile(text: string, fileName: string): ParsedNodesFile 
       candidatePaths.push(path);
     }
   });
-  const validated = validateNodes(candidates, (k) => candidatePaths[k] ?? `nodes[?]`);
-  return { nodes: validated.nodes, errors: inFileOrder([...errors, ...validated.errors]) };
+  // The model's own rules, with line numbers: bad fields dropped, a repeated name skipped. Which node
+  // may hold which address is the translator's decision (translate/admission.ts), the same for every source.
+  const nodes: TunnelNode[] = [];
+  const seen = new Map<string, string>();
+  candidates.forEach((candidate, k) => {
+    const path = candidatePaths[k] ?? 'nodes[?]';
+    const { node, errors: own } = cleanNode(candidate, path);
+    errors.push(...own);
+    if (node === undefined) return;
+    const first = seen.get(node.name.toLowerCase());
+    if (first !== undefined) return void errors.push({ path: `${path}.name`, message: `"${node.name}" is already defined by ${first}: skipped` });
+    seen.set(node.name.toLowerCase(), path);
+    nodes.push(node);
+  });
+  return { nodes, errors: inFileOrder(errors) };
 }
 
 /** Shape errors and the model's errors come out in two batches; a reader wants them top to bottom. */

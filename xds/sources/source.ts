@@ -1,20 +1,22 @@
 import type { TunnelNode } from '../model/node.js';
 
 /**
- * Where the control plane's node list comes from: the nodes file (no cluster) or, later, the
- * Kubernetes API. A source pushes whole lists rather than deltas so the consumer never has to
- * reconcile partial updates.
+ * Where a list the control plane needs comes from: nodes from the nodes file (no cluster) or the
+ * Kubernetes API, Service CIDRs from the Kubernetes API. A source pushes whole lists rather than deltas
+ * so the consumer never has to reconcile partial updates.
  */
-export interface NodeSource {
+export interface ListSource<T> {
   /**
-   * Starts reading and watching. Resolves once the first good node list was delivered to `onNodes`;
+   * Starts reading and watching. Resolves once the first good list was delivered to `onItems`;
    * rejects with an error naming the input if that first read fails entirely. Later lists are
    * delivered only when they differ from the last one delivered.
    */
-  start(onNodes: (nodes: readonly TunnelNode[]) => void): Promise<void>;
+  start(onItems: (items: readonly T[]) => void): Promise<void>;
   /** Stops watching; nothing is delivered once the returned promise resolves. */
   stop(): Promise<void>;
 }
+
+export type NodeSource = ListSource<TunnelNode>;
 
 /** The slice of a logger the sources use; a pino logger satisfies it. */
 export interface SourceLogger {

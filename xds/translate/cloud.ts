@@ -3,7 +3,7 @@
 
 import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/base.js';
-import type { VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
+import type { Route, VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
 import type { AccessLog } from '../../envoy/generated/envoy/config/accesslog/v3/accesslog.js';
 import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
 import { pack } from '../../envoy/registry.js';
@@ -11,8 +11,9 @@ import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
 import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
-import { directVirtualHosts } from './direct.js';
-import { cloudPodVirtualHosts } from './pods.js';
+import type { Admission } from './admission.js';
+import { directNameVirtualHosts, directRanges } from './direct.js';
+import { podRangesOf, rangeVirtualHosts } from './ranges.js';
 import { tunnelRoute } from './tunnel-route.js';
 import { EDGE_IDENTITY_URI_PREFIX, SECRETS, downstreamTls } from './tls.js';
 import { SubjectAltNameMatcher_SanType } from '../../envoy/generated/envoy/extensions/transport_sockets/tls/v3/common.js';
@@ -126,38 +127,43 @@ function nodeVirtualHostOf(node: TunnelNode, settings: Settings): DeepPartial<Vi
 }
 
 /**
- * Everything no node claims is refused at once with a body that says why, so a client never hangs and
+ * Everything no route claims is refused at once with a body that says why, so a client never hangs and
  * the proxy never dials anything it was not configured for. Plain HTTP requests are refused too: this
  * listener is a CONNECT proxy, nothing else.
  */
-function refuseEverythingElse(): DeepPartial<VirtualHost> {
-  return {
-    name: 'refused',
-    domains: ['*'],
-    routes: [
-      {
-        match: { connectMatcher: {} },
-        directResponse: {
-          status: 404,
-          body: { inlineString: 'edge-tunnel: destination is not an allowlisted port of a known edge node\n' },
-        },
+function refusalRoutes(): DeepPartial<Route>[] {
+  return [
+    {
+      match: { connectMatcher: {} },
+      directResponse: {
+        status: 404,
+        body: { inlineString: 'edge-tunnel: destination is neither an allowlisted port of a known edge node nor in the cluster\n' },
       },
-      {
-        match: { prefix: '/' },
-        directResponse: { status: 405, body: { inlineString: 'edge-tunnel: only CONNECT is served here\n' } },
-      },
-    ],
-  };
+    },
+    {
+      match: { prefix: '/' },
+      directResponse: { status: 405, body: { inlineString: 'edge-tunnel: only CONNECT is served here\n' } },
+    },
+  ];
 }
 
-export function connectRoutes(edgeNodes: readonly TunnelNode[], cloudNodes: readonly TunnelNode[], settings: Settings): Any {
+/**
+ * Edge nodes by name and address (exact domains), cloud nodes by name, then address ranges: edge pod
+ * CIDRs down their node's tunnels, cloud ranges dialed directly. Anything else: refused.
+ */
+export function connectRoutes(admission: Admission, settings: Settings): Any {
+  const direct = settings.cloudDestinations === 'direct';
+  const ranges = [
+    ...admission.edgeNodes.flatMap((node) => podRangesOf(node, settings.podPorts, (match) => tunnelRoute(node.name, match))),
+    ...(direct ? directRanges(admission.cloudRanges) : []),
+  ];
   return pack('envoy.config.route.v3.RouteConfiguration', {
     name: CLOUD.connectRoutes,
     virtualHosts: [
-      ...edgeNodes.map((node) => nodeVirtualHostOf(node, settings)),
-      ...cloudPodVirtualHosts(edgeNodes, settings.podPorts),
-      ...(settings.nonEdgeNodes === 'direct' ? directVirtualHosts(cloudNodes, settings) : []),
-      refuseEverythingElse(),
+      ...admission.edgeNodes.map((node) => nodeVirtualHostOf(node, settings)),
+      ...(direct ? directNameVirtualHosts(admission.cloudNodes, settings) : []),
+      ...rangeVirtualHosts(ranges, refusalRoutes()),
+      { name: 'refused', domains: ['*'], routes: refusalRoutes() },
     ],
   });
 }

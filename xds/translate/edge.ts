@@ -15,7 +15,7 @@ import { EDGE, authority, localPortCluster } from './names.js';
 import type { RouteAction } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
 
 import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
-import { podVirtualHosts } from './pods.js';
+import { podRangesOf, rangeVirtualHosts } from './ranges.js';
 import { Cluster_DiscoveryType, Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
 import { isIP } from 'node:net';
 
@@ -105,7 +105,7 @@ export function localRoutes(node: TunnelNode, settings: Settings): Any {
  * is dialed at the address the (checked) authority names.
  */
 function edgePodVirtualHosts(node: TunnelNode, settings: Settings): DeepPartial<VirtualHost>[] {
-  return podVirtualHosts([node], settings.podPorts, (_node, match) => ({ match, route: connectAction(settings, EDGE.podCluster) }));
+  return rangeVirtualHosts(podRangesOf(node, settings.podPorts, (match) => ({ match, route: connectAction(settings, EDGE.podCluster) })));
 }
 
 /** Needed only when the node has routable pod ranges and pod ports are allowlisted. */

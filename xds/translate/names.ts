@@ -5,8 +5,8 @@ export const CLOUD = {
   connectListener: 'connect_egress',
   connectRoutes: 'connect_routes',
   tunnelCluster: 'edge_tunnels',
-  /** Only with nonEdgeNodes: direct. */
-  directCluster: 'direct_to_cloud_nodes',
+  /** Dials cluster destinations that are not an edge's (cloudDestinations: direct). */
+  directCluster: 'cloud_direct',
 } as const;
 
 export const EDGE = {

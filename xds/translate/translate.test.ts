@@ -1,6 +1,6 @@
-// Golden tests: each testdata/<case>.in.yaml (settings overrides + a nodes file) is translated and
-// rendered; the result must equal testdata/<case>.out.yaml. UPDATE_GOLDEN=1 rewrites the outputs and
-// deletes outputs whose input is gone.
+// Golden tests: each testdata/<case>.in.yaml (settings overrides, a nodes file, optionally the Service
+// CIDRs the cluster reports and Node creation times) is translated and rendered; the result must equal
+// testdata/<case>.out.yaml. UPDATE_GOLDEN=1 rewrites the outputs and deletes outputs whose input is gone.
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { toYaml } from '../../envoy/render.js';
-import { formatInputError } from '../model/node.js';
+import { formatInputError, type TunnelNode } from '../model/node.js';
 import { DEFAULT_SETTINGS, type Settings } from '../model/settings.js';
 import { parseNodesFile } from '../sources/nodes-file.js';
 import { resourceSetToJson } from './render.js';
@@ -18,9 +18,15 @@ const dir = join(import.meta.dirname, 'testdata');
 const update = process.env.UPDATE_GOLDEN === '1';
 
 function render(inputText: string, fileName: string): string {
-  const input = parse(inputText) as { settings?: Partial<Settings>; nodes?: unknown };
+  const input = parse(inputText) as {
+    settings?: Partial<Settings>;
+    nodes?: unknown;
+    serviceCIDRs?: string[];
+    createdAt?: Record<string, string>;
+  };
   const parsed = parseNodesFile(stringify({ nodes: input.nodes ?? [] }), fileName);
-  const translation = translate(parsed.nodes, { ...DEFAULT_SETTINGS, ...input.settings });
+  const nodes = parsed.nodes.map((node) => (input.createdAt?.[node.name] ? { ...node, createdAt: input.createdAt[node.name] } : node));
+  const translation = translate(nodes, { ...DEFAULT_SETTINGS, ...input.settings }, input.serviceCIDRs);
   const errors = [...(parsed.fatal ? [parsed.fatal] : []), ...[...parsed.errors, ...translation.errors].map(formatInputError)];
   if (!translation.ok) return toYaml({ errors });
   const edges = Object.fromEntries([...translation.edges].map(([node, set]) => [node, resourceSetToJson(set)]));
@@ -55,6 +61,19 @@ describe('translator', () => {
     const b = translate([...nodes].reverse(), DEFAULT_SETTINGS);
     assert.ok(a.ok && b.ok);
     assert.equal(toYaml(resourceSetToJson(a.cloud)), toYaml(resourceSetToJson(b.cloud)));
+  });
+
+  it('lets the older of two nodes keep a contested address, whatever the order or names', () => {
+    const node = (name: string, createdAt: string): TunnelNode => ({ name, createdAt, addresses: ['192.0.2.11'], kubeletPort: 10250, role: 'edge', labels: {}, podCIDRs: [] });
+    for (const [older, newer] of [['edge-a', 'edge-b'], ['edge-b', 'edge-a']]) {
+      const nodes = [node(older, '2026-01-01T00:00:00Z'), node(newer, '2026-02-01T00:00:00Z')];
+      for (const order of [nodes, [...nodes].reverse()]) {
+        const result = translate(order, DEFAULT_SETTINGS);
+        assert.ok(result.ok);
+        assert.deepEqual(result.errors.map((e) => e.path), [`${newer}.addresses[0]`]);
+        assert.match(result.errors[0]?.message ?? '', new RegExp(`held by ${older}, which claimed it first`));
+      }
+    }
   });
 
   it('translates nothing when the settings are invalid, and says which', () => {

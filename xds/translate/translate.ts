@@ -3,7 +3,8 @@
 
 import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import { XdsType, type XdsTypeUrl } from '../../envoy/xds-types.js';
-import { validateNodes, type InputError, type TunnelNode } from '../model/node.js';
+import type { InputError, TunnelNode } from '../model/node.js';
+import { admitNodes, type Admission } from './admission.js';
 import { allowedPortsOf, validateSettings, type Settings, type TlsSettings } from '../model/settings.js';
 import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
 import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
@@ -58,14 +59,14 @@ function edgeSecrets(tls: TlsSettings, node: string): Entry[] {
   ];
 }
 
-function cloudResources(edgeNodes: readonly TunnelNode[], cloudNodes: readonly TunnelNode[], settings: Settings): ResourceSet {
+function cloudResources(admission: Admission, settings: Settings): ResourceSet {
   return resourceSet([
     ...(settings.tls ? cloudSecrets(settings.tls) : []),
     [XdsType.cluster, CLOUD.tunnelCluster, tunnelCluster()],
-    ...(settings.nonEdgeNodes === 'direct' ? [[XdsType.cluster, CLOUD.directCluster, directCluster()] as Entry] : []),
+    ...(settings.cloudDestinations === 'direct' ? [[XdsType.cluster, CLOUD.directCluster, directCluster()] as Entry] : []),
     [XdsType.listener, CLOUD.handshakeListener, handshakeListener(settings)],
     [XdsType.listener, CLOUD.connectListener, connectListener(settings)],
-    [XdsType.route, CLOUD.connectRoutes, connectRoutes(edgeNodes, cloudNodes, settings)],
+    [XdsType.route, CLOUD.connectRoutes, connectRoutes(admission, settings)],
   ]);
 }
 
@@ -91,18 +92,18 @@ function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
   ]);
 }
 
-export function translate(nodes: readonly TunnelNode[], settings: Settings): Translation | FailedTranslation {
+/**
+ * `serviceCIDRs` are the ranges the cluster reports (ServiceCIDR objects), added to settings.serviceCIDRs.
+ * Nodes are admitted first (translate/admission.ts): what a node may not hold is left out and reported.
+ */
+export function translate(nodes: readonly TunnelNode[], settings: Settings, serviceCIDRs: readonly string[] = []): Translation | FailedTranslation {
   const settingsErrors = validateSettings(settings).map((e) => ({ ...e, path: `settings.${e.path}` }));
   if (settingsErrors.length > 0) return { ok: false, errors: settingsErrors };
-  const { nodes: valid, errors } = validateNodes(nodes);
-  // Sorted by name so that the order nodes arrive in never changes a byte of the output.
-  const byName = (a: TunnelNode, b: TunnelNode): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const edgeNodes = valid.filter((n) => n.role === 'edge').sort(byName);
-  const cloudNodes = valid.filter((n) => n.role === 'cloud').sort(byName);
+  const admission = admitNodes(nodes, [...new Set([...settings.serviceCIDRs, ...serviceCIDRs])], settings);
   return {
     ok: true,
-    cloud: cloudResources(edgeNodes, cloudNodes, settings),
-    edges: new Map(edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
-    errors,
+    cloud: cloudResources(admission, settings),
+    edges: new Map(admission.edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
+    errors: admission.errors,
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseCidr } from '../model/node.js';
-import { cidrRegex, numberRangeRegex, wildcardDomain } from './pods.js';
+import { parseCidr } from '../model/cidr.js';
+import { cidrRegex, numberRangeRegex, wildcardDomain } from './ranges.js';
 
 describe('pod CIDR matching', () => {
   it('numberRangeRegex matches exactly lo..hi for every range within an octet', () => {
