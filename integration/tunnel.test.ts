@@ -21,7 +21,9 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
   const connect = (target: string) => topology.connect(target);
 
   before(async () => {
-    topology = await Topology.start({ nodes: ['node-a', 'node-b'] });
+    // Cloud nodes refused rather than dialed directly: a node turned cloud here must answer 404 at
+    // once (its TEST-NET address answers nowhere; cluster-egress.test.ts covers direct dialing).
+    topology = await Topology.start({ nodes: ['node-a', 'node-b'], serveArgs: ['--cloud-destinations', 'refuse'] });
     await topology.addEdge('node-c');
   });
   after(async () => topology?.stop());

@@ -12,7 +12,8 @@ export interface AdminDeps {
   readonly cache: ResourceWatcher & { keys(): string[] };
   readonly ledger: Ledger;
   readonly registry: Registry;
-  readonly ready: () => boolean;
+  /** Undefined when ready to serve; else why not (no node list published yet, a source failing). */
+  readonly notReady: () => string | undefined;
   /** Node input left out of the last translation, as "path: reason" lines. */
   readonly refusedInput: () => readonly string[];
 }
@@ -25,8 +26,10 @@ export function adminServer(deps: AdminDeps): Server {
     };
     if (req.method !== 'GET') return reply(405, 'only GET\n');
     switch (url.pathname) {
-      case '/healthz':
-        return deps.ready() ? reply(200, 'ok\n') : reply(503, 'waiting for the first node list\n');
+      case '/healthz': {
+        const problem = deps.notReady();
+        return problem === undefined ? reply(200, 'ok\n') : reply(503, `not ready: ${problem}\n`);
+      }
       case '/metrics':
         void deps.registry.metrics().then((text) => reply(200, text, deps.registry.contentType));
         return;

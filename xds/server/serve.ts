@@ -73,7 +73,11 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     options.xdsListen,
     options.tlsDir ? serverTlsCredentials(options.tlsDir) : grpc.ServerCredentials.createInsecure(),
   );
-  const admin = adminServer({ cache, ledger, registry, ready: () => ready, refusedInput: () => controlPlane.refusedInput() });
+  // Ready once a configuration from a fresh node list is published, and only while the node source
+  // stays current. A failing ServiceCIDR watch does not count: --service-cidrs covers it, and clusters
+  // without that API would never be ready (it shows in xds_kubernetes_watch_up{resource="servicecidrs"}).
+  const notReady = (): string | undefined => (ready ? options.source.problem() : 'no node list published yet');
+  const admin = adminServer({ cache, ledger, registry, notReady, refusedInput: () => controlPlane.refusedInput() });
   admin.listen(options.adminPort, options.adminHost);
   await once(admin, 'listening');
   const adminPort = (admin.address() as AddressInfo).port;

@@ -3,7 +3,8 @@ import { describe, test, type TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import type { TunnelNode } from '../model/node.js';
 import { FakeKubeApi, type FakeNode } from './fake-kube-api.js';
-import { BACKOFF_MAX_MS, backoffMs, KubernetesNodeSource, type KubernetesNodeSourceOptions } from './kubernetes.js';
+import { BACKOFF_MAX_MS, backoffMs } from './backoff.js';
+import { KubernetesNodeSource, type KubernetesNodeSourceOptions } from './kubernetes.js';
 import { parseLabelSelector } from './label-selector.js';
 import type { TimerFunctions } from './watch-file.js';
 import { CapturingLogger } from './testing.js';
@@ -433,10 +434,11 @@ describe('KubernetesNodeSource', () => {
     assert.equal(h.deliveries.length, 2);
   });
 
-  test('the API server going down: backoff 1 s → 30 s, logged once per failure, then a resync', async (t) => {
+  test('the API server going down: backoff 1 s → 30 s, logged once per failure, reported after 60 s, then a resync', async (t) => {
     const h = await started(t, [kubeNode('n1'), kubeNode('n2')]);
     await h.api.goDown();
     await waitFor('the watch to drop', async () => (await metric(h.registry, 'xds_kubernetes_watch_up')) === 0);
+    assert.equal(h.source.problem(), undefined, 'a failure younger than 60 s is not reported yet');
     h.api.remove('n2');
     h.api.put(kubeNode('n3'));
 
@@ -449,6 +451,8 @@ describe('KubernetesNodeSource', () => {
       h.clock.advance(delay);
     }
     assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+    // 61 s of failures by now: past the 60 s after which readiness reports the source.
+    assert.match(h.source.problem() ?? '(none)', /^the Nodes list\/watch has been failing for 6\d s: .*ECONNREFUSED/);
     const warnings = h.logger.text('warn');
     assert.ok(warnings.length >= 1 && warnings.length <= 2, `one warning per kind of failure, not per retry:\n${warnings.join('\n')}`);
     assert.ok(warnings.some((w) => w.includes('ECONNREFUSED')), warnings.join('\n'));
@@ -467,6 +471,7 @@ describe('KubernetesNodeSource', () => {
     // The first event proves the watch healthy: recovery is logged once and the backoff is reset.
     h.api.put(kubeNode('n4'));
     await h.events('ADDED', 1);
+    assert.equal(h.source.problem(), undefined, 'healthy again');
     assert.equal(h.logger.text('info').filter((i) => i.includes('healthy again')).length, 1);
     h.api.endWatches();
     await h.watching();

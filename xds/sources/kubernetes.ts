@@ -23,6 +23,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { CoreV1Api, NetworkingV1Api, Watch, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { TunnelNode } from '../model/node.js';
+import { backoffMs } from './backoff.js';
 import { Debouncer } from './debounce.js';
 import { abortableRequest, listAll, type PageFetcher } from './kubernetes-list.js';
 import { kubernetesSourceMetrics, type KubernetesSourceMetrics, type RelistReason } from './kubernetes-metrics.js';
@@ -34,8 +35,6 @@ import { globalTimers, type TimerFunctions } from './watch-file.js';
 
 /** Marks edge nodes as KubeEdge does; OpenYurt clusters use `openyurt.io/is-edge-worker=true`. */
 export const DEFAULT_EDGE_SELECTOR = 'node-role.kubernetes.io/edge';
-export const BACKOFF_INITIAL_MS = 1000;
-export const BACKOFF_MAX_MS = 30_000;
 /** A watch that delivered an event or stayed open this long resets the backoff. */
 const HEALTHY_WATCH_MS = 10_000;
 
@@ -48,6 +47,8 @@ export interface KubernetesSourceOptions {
   readonly maxDelayMs?: number;
   /** Relist when no event and no list came in for this long (default 5 minutes). */
   readonly staleAfterMs?: number;
+  /** Report a problem (not ready) once the list or watch has been failing this long (default 60 s). */
+  readonly unhealthyAfterMs?: number;
   /** Defaults to the global setTimeout/clearTimeout; tests inject fakes. */
   readonly timers?: TimerFunctions;
   /** Milliseconds clock for staleness and metrics; defaults to Date.now. Pass the fake timers' clock. */
@@ -99,6 +100,10 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
   private goneInARow = 0;
   /** The failure last logged; cleared (and recovery logged) once a watch proves healthy. */
   private failing: string | undefined;
+  /** When the current run of failures began. */
+  private failingSince: number | undefined;
+  private died: string | undefined;
+  private readonly unhealthyAfterMs: number;
   private session: WatchSession | undefined;
   private staleTimer: unknown;
   private wake: (() => void) | undefined;
@@ -114,6 +119,7 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
   ) {
     this.logger = options.logger;
     this.staleAfterMs = options.staleAfterMs ?? 5 * 60_000;
+    this.unhealthyAfterMs = options.unhealthyAfterMs ?? 60_000;
     this.listPageSize = options.listPageSize ?? 500;
     this.timers = options.timers ?? globalTimers;
     this.now = options.now ?? Date.now;
@@ -134,6 +140,7 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
     });
     this.staleTimer = this.timers.setTimeout(() => this.checkStale(), this.staleAfterMs);
     this.loop = this.run().catch((error: unknown) => {
+      this.died = describeError(error);
       this.logger.error({ error: describeError(error) }, `the Kubernetes ${this.watched.kind} source failed unexpectedly; its changes no longer apply`);
       this.firstDelivery?.reject(error instanceof Error ? error : new Error(String(error)));
     });
@@ -154,6 +161,13 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
     this.firstDelivery?.reject(new Error(`the Kubernetes ${this.watched.kind} source was stopped before the first list`));
     // Every await in the loop (list, watch, backoff) was just aborted, so this is prompt.
     await this.loop;
+  }
+
+  problem(): string | undefined {
+    if (this.died !== undefined) return `the ${this.watched.kind} watch loop died: ${this.died}`;
+    if (this.failing === undefined || this.failingSince === undefined) return undefined;
+    const seconds = (this.now() - this.failingSince) / 1000;
+    return seconds * 1000 >= this.unhealthyAfterMs ? `the ${this.watched.kind} list/watch has been failing for ${Math.round(seconds)} s: ${this.failing}` : undefined;
   }
 
   private async run(): Promise<void> {
@@ -307,6 +321,7 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
     this.failures++;
     // Keyed by the error alone: the list and the watch failing alike (a refused connection) is one state.
     const reason = describeError(error);
+    this.failingSince ??= this.now();
     if (reason === this.failing) return;
     this.failing = reason;
     this.logger.warn(
@@ -318,6 +333,7 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
   private healthy(): void {
     this.failures = 0;
     this.goneInARow = 0;
+    this.failingSince = undefined;
     if (this.failing === undefined) return;
     this.logger.info({ previously: this.failing }, `the Kubernetes ${this.watched.kind} watch is healthy again`);
     this.failing = undefined;
@@ -373,9 +389,4 @@ export class KubernetesServiceCidrSource extends KubernetesWatchSource<readonly 
       project: projectServiceCidr,
     });
   }
-}
-
-/** 1 s, 2 s, 4 s … capped at 30 s, for the nth consecutive failure. */
-export function backoffMs(failures: number): number {
-  return Math.min(BACKOFF_INITIAL_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
 }

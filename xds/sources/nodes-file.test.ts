@@ -305,6 +305,26 @@ describe('NodesFileSource', () => {
     assert.deepEqual(deliveries[1], ['b']);
   });
 
+  test('a removed directory is reported and watched again once it is back, with the edits made meanwhile', async (t) => {
+    const dir = join(await tempDir(t), 'config');
+    await mkdir(dir);
+    const path = join(dir, 'nodes.yaml');
+    await writeFile(path, nodesYaml('a'));
+    const { source, deliveries } = await startSource(t, path);
+
+    await rm(dir, { recursive: true });
+    const problem = await waitFor('the problem reported', () => source.problem());
+    assert.match(problem, /watching the nodes file failed \(retrying\): the directory .* was removed/);
+    await mkdir(dir);
+    await writeFile(path, nodesYaml('b'));
+    // The first retry comes 1 s after the failure; the file is read at once then.
+    await waitFor('the new nodes', () => deliveries.length === 2, 5000);
+    assert.deepEqual(deliveries[1], ['b']);
+    assert.equal(source.problem(), undefined);
+    await writeFile(path, nodesYaml('c'));
+    await waitFor('edits apply again', () => deliveries.length === 3, 5000);
+  });
+
   test('rejects start when the file is missing, naming the path', async (t) => {
     const dir = await tempDir(t);
     for (const path of [join(dir, 'nodes.yaml'), join(dir, 'no-such-dir', 'nodes.yaml')]) {

@@ -9,6 +9,7 @@ import {
   type NodeRole,
   type TunnelNode,
 } from '../model/node.js';
+import { backoffMs } from './backoff.js';
 import type { NodeSource, SourceLogger } from './source.js';
 import { globalTimers, watchFile, type FileWatch, type TimerFunctions } from './watch-file.js';
 
@@ -240,6 +241,9 @@ export class NodesFileSource implements NodeSource {
   private queue: Promise<void> = Promise.resolve();
   private started = false;
   private stopped = false;
+  private watchError: string | undefined;
+  private watchFailures = 0;
+  private rewatchTimer: unknown;
 
   constructor(options: NodesFileSourceOptions) {
     this.path = options.path;
@@ -254,13 +258,7 @@ export class NodesFileSource implements NodeSource {
     this.onNodes = onNodes;
     // Watch before the first read, so an edit that lands during the read is not missed.
     try {
-      this.watch = watchFile(this.path, {
-        debounceMs: this.debounceMs,
-        timers: this.timers,
-        onChange: () => this.reload(),
-        onError: (error) =>
-          this.logger.error({ path: this.path, error: error.message }, 'watching the nodes file failed; edits no longer apply'),
-      });
+      this.watch = this.watchPath();
     } catch (error) {
       const reason = isNotFound(error) ? 'is in a directory that does not exist' : `cannot be watched: ${messageOf(error)}`;
       throw new Error(`nodes file ${this.path} ${reason}`, { cause: error });
@@ -276,7 +274,48 @@ export class NodesFileSource implements NodeSource {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watch?.close();
+    if (this.rewatchTimer !== undefined) this.timers.clearTimeout(this.rewatchTimer);
     await this.queue;
+  }
+
+  problem(): string | undefined {
+    return this.watchError === undefined ? undefined : `watching the nodes file failed (retrying): ${this.watchError}`;
+  }
+
+  private watchPath(): FileWatch {
+    return watchFile(this.path, {
+      debounceMs: this.debounceMs,
+      timers: this.timers,
+      onChange: () => this.reload(),
+      onError: (error) => this.watchFailed(error),
+    });
+  }
+
+  /**
+   * A failed watch (the directory replaced, inotify limits) is retried with backoff, 1 s to 30 s; once
+   * it works again the file is read at once, so edits made meanwhile apply.
+   */
+  private watchFailed(error: Error): void {
+    this.watch?.close();
+    this.watch = undefined;
+    this.watchError = error.message;
+    this.watchFailures++;
+    const retryInMs = backoffMs(this.watchFailures);
+    this.logger.error({ path: this.path, error: error.message, retryInMs }, 'watching the nodes file failed; retrying');
+    this.rewatchTimer = this.timers.setTimeout(() => {
+      this.rewatchTimer = undefined;
+      if (this.stopped) return;
+      try {
+        this.watch = this.watchPath();
+      } catch (retryError) {
+        this.watchFailed(retryError instanceof Error ? retryError : new Error(String(retryError)));
+        return;
+      }
+      this.logger.info({ path: this.path }, 'watching the nodes file again');
+      this.watchError = undefined;
+      this.watchFailures = 0;
+      this.reload();
+    }, retryInMs);
   }
 
   private reload(): void {

@@ -14,6 +14,11 @@ export interface ListSource<T> {
   start(onItems: (items: readonly T[]) => void): Promise<void>;
   /** Stops watching; nothing is delivered once the returned promise resolves. */
   stop(): Promise<void>;
+  /**
+   * Why the source cannot be trusted to be current (its watch has been failing for too long, its loop
+   * died), or undefined while it is healthy. Readiness reports it.
+   */
+  problem(): string | undefined;
 }
 
 export type NodeSource = ListSource<TunnelNode>;

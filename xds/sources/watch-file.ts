@@ -1,4 +1,4 @@
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 /** The timer functions a debounced watch needs; injectable so tests can control time. */
@@ -48,7 +48,17 @@ export function watchFile(path: string, options: FileWatchOptions): FileWatch {
     pending = false;
     if (!closed) onChange();
   };
-  const watcher = watch(dirname(path), { persistent: true }, (_event, filename) => {
+  const dir = dirname(path);
+  const watcher = watch(dir, { persistent: true }, (_event, filename) => {
+    // The directory itself removed or renamed away: Linux reports it as an event on its own name and
+    // then stays silent forever, even once a new directory takes its place.
+    if (!closed && filename === basename(dir) && !existsSync(dir)) {
+      closed = true;
+      if (pending) timers.clearTimeout(timer);
+      watcher.close();
+      onError(new Error(`the directory ${dir} was removed`));
+      return;
+    }
     // Some platforms omit the name; then any event in the directory might be ours.
     const ours = filename === null || filename === name || filename === KUBERNETES_ATOMIC_LINK;
     if (!ours || closed) return;
