@@ -1,14 +1,21 @@
 # edge-tunnel: one image for the xDS server (`xds serve`), the bootstrap init step (`agent-bootstrap`),
 # the edge's connect-terminator and the certificate tool (`certs`). Envoy itself runs from the official envoyproxy/envoy image.
 #
-#   docker build -t edge-tunnel:latest .
-#   docker run --rm edge-tunnel:latest dist/xds/cli/main.js --help
+#   docker build -t edge-tunnel:0.1.0 .
+#   docker run --rm edge-tunnel:0.1.0 dist/xds/cli/main.js --help
+#
+# One image for amd64 and arm64 alike (edge fleets are often arm64): nothing in it is architecture-
+# specific (the runtime dependencies are plain JavaScript), so the build stages run once on the build
+# machine's platform and only the runtime stage is per target:
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -t registry.example.com/edge-tunnel:0.1.0 --push .
 #
 # The manifests in k8s/ run it as `node dist/xds/cli/main.js serve ...` and
 # `node dist/agent-bootstrap/cli.js edge|cloud ...` from /app.
 
 # --- build: compile TypeScript with the dev dependencies -------------------------------------------
-FROM node:20 AS build
+# Node 24, the active LTS (Node 20, on the development machines, reached its end of life in April 2026).
+FROM --platform=$BUILDPLATFORM node:24-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -24,13 +31,13 @@ RUN npx tsc -p tsconfig.json \
  && find dist \( -name '*.test.js' -o -name '*.js.map' \) -delete
 
 # --- production dependencies only -------------------------------------------------------------------
-FROM node:20 AS deps
+FROM --platform=$BUILDPLATFORM node:24-bookworm AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 # --- runtime ----------------------------------------------------------------------------------------
-FROM node:20-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 # package.json carries "type": "module": the compiled files are ES modules.

@@ -1,5 +1,6 @@
-// `make demo`: the whole edge-tunnel on loopback in the foreground (xDS server from a nodes file, a cloud
-// Envoy, edge Envoys for node-a and node-b with their stand-in kubelets) until Ctrl-C.
+// `make demo`: the whole edge-tunnel on this host in the foreground (xDS server from a nodes file, a cloud
+// Envoy, and for node-a and node-b an edge Envoy, connect-terminator and stand-in kubelet in a network
+// namespace of their own, as on hosts of their own) until Ctrl-C.
 
 import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -27,12 +28,14 @@ async function main(): Promise<void> {
     throw new Error(`--connect-port: "${values['connect-port']}" is not a port`);
   }
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
-  say('starting the xDS server, the cloud Envoy and edge Envoys for node-a and node-b …');
+  say('starting the xDS server, the cloud Envoy, and node-a and node-b in network namespaces of their own …');
   rmSync(CERTS, { recursive: true, force: true });
   const topology = await Topology.start({
     nodes: ['node-a', 'node-b'],
     connectPort,
-    kubeletPorts: { 'node-a': 10250, 'node-b': 10260 },
+    // Both kubelets on 10250, each on its own "host": only a node's own kubelet answers on its tunnel.
+    kubeletPorts: { 'node-a': 10250, 'node-b': 10250 },
+    edgeNamespaces: true,
     certsDir: CERTS,
   });
   stopOnSignals(topology, say);
@@ -46,7 +49,7 @@ edge-tunnel demo is up.
 
   started:
 ${topology.describeProcesses()}
-    kubelets       node-a on 127.0.0.1:${topology.kubeletPort('node-a')}, node-b on 127.0.0.1:${topology.kubeletPort('node-b')} (stand-ins, HTTPS)
+    kubelets       node-a and node-b on 127.0.0.1:${topology.kubeletPort('node-a')} inside their own network namespaces (stand-ins, HTTPS)
   nodes file:      ${topology.nodesFile}   (edit it: changes apply live)
   CONNECT proxy:   https://127.0.0.1:${connectPort} (mutual TLS: a client certificate from ${certs.clientCa} is required)
   certificates:    ${relative(process.cwd(), CERTS)}/ (ca.crt signed the proxy's certificate; client.crt/client.key may CONNECT)

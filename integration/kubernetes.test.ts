@@ -155,11 +155,24 @@ describe('Kubernetes end to end: kubectl through edge-tunnel', { concurrency: fa
     await waitFor('edge-b logs again', async () => (await kubectl('logs', 'app-b').catch(() => ({ stdout: '' }))).stdout.includes('edge-b'), { timeoutMs: 15_000 });
   });
 
-  step('the manifests in k8s/ pass a server-side dry run against this API server', async () => {
+  step('the manifests in k8s/ and its NodePort variant pass a server-side dry run against this API server', async () => {
     // A dry run creates nothing, so the namespace the other objects live in must exist for real.
     await kubectl('create', 'namespace', 'edge-tunnel');
-    const { stdout } = await kubectl('apply', '--dry-run=server', '-k', join(ROOT, 'k8s'));
-    assert.match(stdout, /daemonset\.apps\/\S+ created \(server dry run\)/);
-    assert.match(stdout, /clusterrole\.rbac\.authorization\.k8s\.io\/\S+ created \(server dry run\)/);
+    for (const dir of ['k8s', 'k8s/nodeport']) {
+      const { stdout } = await kubectl('apply', '--dry-run=server', '-k', join(ROOT, dir));
+      assert.match(stdout, /daemonset\.apps\/\S+ created \(server dry run\)/, dir);
+      assert.match(stdout, /clusterrole\.rbac\.authorization\.k8s\.io\/\S+ created \(server dry run\)/, dir);
+    }
+    const { stdout: nodePort } = await kubectl('kustomize', join(ROOT, 'k8s/nodeport'));
+    assert.equal([...nodePort.matchAll(/type: NodePort/g)].length, 3, 'three public Services as NodePorts');
+  });
+
+  step('every container image is pinned (never :latest) and pulled IfNotPresent', async () => {
+    const { stdout } = await kubectl('kustomize', join(ROOT, 'k8s'));
+    const images = [...stdout.matchAll(/^\s+image: (\S+)$/gm)].map((m) => m[1]);
+    const policies = [...stdout.matchAll(/^\s+imagePullPolicy: (\S+)$/gm)].map((m) => m[1]);
+    assert.ok(images.length >= 6, images.join(' '));
+    for (const image of images) assert.match(image, /:(?!latest$)[\w.-]+$/, `${image} has a pinned tag`);
+    assert.deepEqual(policies, images.map(() => 'IfNotPresent'));
   });
 });

@@ -5,7 +5,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { it, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { writeBootstrap } from '../agent-bootstrap/write.js';
 import { bundlePaths, loadBundleAuthority, writeBundle, writeEdgeCertificate } from '../certs/bundle.js';
@@ -20,12 +19,17 @@ import {
   startConnectTerminator,
   startEnvoy,
   startStandInKubelet,
+  startStandInKubeletProcess,
   waitFor,
   type EnvoyInstance,
   type PodNetwork,
   type ProcessHandle,
   type StandInKubelet,
 } from './harness/index.js';
+
+import { processLines } from './harness/steps.js';
+
+export { processLines, stepsWithLogs, stopOnSignals } from './harness/steps.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -69,7 +73,16 @@ export interface TopologyOptions {
    * connect-terminator (the default) or the edge Envoy itself (Envoy 1.40's lossy stock shape).
    */
   readonly edgeConnectTermination?: 'terminator' | 'envoy';
+  /**
+   * Each edge (its Envoy, connect-terminator and stand-in kubelet) in a network namespace of its own
+   * at 10.78.<n>.2, as on a host of its own: every kubelet may listen on one port, and only a node's
+   * own kubelet answers on its tunnel. The edges reach the cloud at EDGE_GATEWAY.
+   */
+  readonly edgeNamespaces?: boolean;
 }
+
+/** A host address every edge namespace reaches the cloud Envoy and the xDS server by (the first edge's link). */
+const EDGE_GATEWAY = '10.78.1.1';
 
 /** The name edges require in the cloud Envoy's certificate. */
 export const CLOUD_SERVER_NAME = 'cloud.edge-tunnel';
@@ -77,8 +90,11 @@ export const CLOUD_SERVER_NAME = 'cloud.edge-tunnel';
 interface EdgeState {
   /** A TEST-NET address assigned to no interface: only the tunnel can reach the node by it. */
   readonly address: string;
-  /** The stand-in kubelet, unless the topology uses real (kwok) kubelets. */
+  /** The stand-in kubelet, unless the topology uses real (kwok) kubelets or edge namespaces. */
   readonly kubelet?: StandInKubelet;
+  /** With edgeNamespaces: the edge's namespace, where its kubelet, terminator and Envoy run. */
+  readonly network?: PodNetwork;
+  terminator?: ProcessHandle;
   readonly kubeletPort: number;
   readonly adminPort: number;
   readonly baseId: number;
@@ -111,7 +127,13 @@ export class Topology {
    * kubelets, so one terminator serves them all, as one does per edge host in a cluster.
    */
   get terminatorSocket(): string {
-    return join(this.dir, 'terminator.sock');
+    // Edges in namespaces of their own each have their own terminator, as each edge host does.
+    return join(this.dir, this.options.edgeNamespaces ? 'terminator-{node}.sock' : 'terminator.sock');
+  }
+
+  /** The cloud listens beyond loopback when replicas or edges live in namespaces of their own. */
+  private get listenAll(): boolean {
+    return this.replicas > 1 || this.options.edgeNamespaces === true;
   }
 
   get edgeConnectTermination(): 'terminator' | 'envoy' {
@@ -215,7 +237,7 @@ export class Topology {
     }
     await this.startXds();
     await this.startCloud();
-    if (this.edgeConnectTermination === 'terminator') await this.startTerminator();
+    if (this.edgeConnectTermination === 'terminator' && !this.options.edgeNamespaces) await this.startTerminator();
     for (const node of this.options.nodes) await this.startEdge(node);
   }
 
@@ -233,15 +255,26 @@ export class Topology {
   async addEdge(node: string): Promise<void> {
     const wantedPort = this.options.kubeletPorts?.[node];
     if (this.options.kubeconfig && wantedPort === undefined) throw new Error(`kubeletPorts must name ${node}'s kubelet port`);
-    const kubelet = this.options.kubeconfig ? undefined : await startStandInKubelet({ node, port: wantedPort ?? 0 });
-    const kubeletPort = kubelet?.port ?? wantedPort ?? 0;
+    const n = this.edges.size + 1;
+    const network = this.options.edgeNamespaces ? await createPodNetwork(`10.78.${n}.2`, `10.78.${n}.1`) : undefined;
+    let kubelet: StandInKubelet | undefined;
+    let kubeletPort = wantedPort ?? 0;
+    if (network && !this.options.kubeconfig) {
+      const started = await startStandInKubeletProcess(this.processes, { name: `kubelet-${node}`, node, host: '127.0.0.1', port: wantedPort ?? 10250, prefix: network.exec });
+      kubeletPort = started.port;
+    } else if (!this.options.kubeconfig) {
+      kubelet = await startStandInKubelet({ node, port: wantedPort ?? 0 });
+      kubeletPort = kubelet.port;
+    }
     const adminPort = await freePort();
     if (this.tls) await this.issueEdgeCertificate(node);
     const configPath = writeBootstrap({
       role: 'edge',
       id: node,
-      xds: this.xdsAddress(),
+      // An edge in a namespace reaches the xDS server at the host's address on its link.
+      xds: { address: network?.hostIp ?? '127.0.0.1', port: this.ports.xds },
       adminPort,
+      adminAddress: network?.podIp,
       concurrency: 1,
       // Envoy terminating CONNECT itself is measured as Envoy 1.40 ships it.
       upstreamHalfClose: this.edgeConnectTermination === 'terminator',
@@ -249,7 +282,7 @@ export class Topology {
       tls: this.tls ? { dir: bundlePaths(this.certs).edgeDir(node), serverName: '127.0.0.1' } : undefined,
     });
     const address = `192.0.2.${this.edges.size + 11}`;
-    this.edges.set(node, { address, kubelet, kubeletPort, adminPort, configPath, baseId: this.nextBaseId++ });
+    this.edges.set(node, { address, kubelet, network, kubeletPort, adminPort, configPath, baseId: this.nextBaseId++ });
   }
 
   /** Issues (again, for rotation) a node's certificate, signed by the topology's CA. */
@@ -279,10 +312,6 @@ export class Topology {
     return this.edge(node).address;
   }
 
-  private xdsAddress(): { address: string; port: number } {
-    return { address: '127.0.0.1', port: this.ports.xds };
-  }
-
   async startXds(): Promise<void> {
     this.xds = await this.processes.start({
       name: 'xds-server',
@@ -290,9 +319,9 @@ export class Topology {
       args: [
         '--import', 'tsx', join(ROOT, 'xds/cli/main.ts'), 'serve',
         ...(this.options.kubeconfig ? ['--kubeconfig', this.options.kubeconfig] : ['--nodes-file', this.nodesFile]),
-        '--listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.xds}`,
+        '--listen', `${this.listenAll ? '0.0.0.0' : '127.0.0.1'}:${this.ports.xds}`,
         '--admin', `127.0.0.1:${this.ports.xdsAdmin}`,
-        '--tunnel-listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.tunnel}`,
+        '--tunnel-listen', `${this.listenAll ? '0.0.0.0' : '127.0.0.1'}:${this.ports.tunnel}`,
         '--tunnel-dial', this.tunnelDial(),
         '--connect-listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.connect}`,
         // Twice the cloud's workers: Envoy may place two of a node's tunnels on one worker after reconnects.
@@ -323,7 +352,7 @@ export class Topology {
 
   /** Every edge dials every replica. */
   private tunnelDial(): string {
-    if (this.replicas === 1) return `127.0.0.1:${this.options.tunnelDialPort ?? this.ports.tunnel}`;
+    if (this.replicas === 1) return `${this.options.edgeNamespaces ? EDGE_GATEWAY : '127.0.0.1'}:${this.options.tunnelDialPort ?? this.ports.tunnel}`;
     return Array.from({ length: this.replicas }, (_, i) => `${this.cloudHost(i + 1)}:${this.ports.tunnel}`).join(',');
   }
 
@@ -370,12 +399,18 @@ export class Topology {
 
   async startEdge(node: string): Promise<void> {
     const edge = this.edge(node);
+    const prefix = edge.network?.exec;
+    if (prefix && this.edgeConnectTermination === 'terminator' && (!edge.terminator || edge.terminator.exitInfo() !== undefined)) {
+      edge.terminator = await startConnectTerminator(this.processes, this.terminatorSocket.replaceAll('{node}', node), `terminator-${node}`, prefix);
+    }
     edge.envoy = await startEnvoy(this.processes, {
       name: `edge-${node}`,
       configPath: edge.configPath,
       baseId: edge.baseId,
       concurrency: 1,
       adminPort: edge.adminPort,
+      adminHost: edge.network?.podIp,
+      prefix,
     });
     await edge.envoy.waitReady();
   }
@@ -420,42 +455,7 @@ export class Topology {
   async stop(): Promise<void> {
     await this.processes.stopAll();
     for (const network of this.replicaNetworks.values()) await network.remove();
+    for (const edge of this.edges.values()) await edge.network?.remove();
     await Promise.all([...this.edges.values()].map((e) => e.kubelet?.close()));
   }
-}
-
-/** Stops `running` once on SIGINT or SIGTERM (the demos' Ctrl-C), saying so, then exits. */
-export function stopOnSignals(running: { stop(): Promise<void> }, say: (line: string) => void): void {
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    say('\nstopping …');
-    await running.stop();
-    say('stopped.');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
-}
-
-export function processLines(handles: readonly ProcessHandle[]): string {
-  return handles.map((h) => `    ${h.name.padEnd(16)} pid ${String(h.pid).padEnd(8)} log ${h.logFile}`).join('\n');
-}
-
-/**
- * Declares test steps that print every process's log tail when they fail, so a red run explains
- * itself. `logs` is called only when a step fails (the processes start in a `before` hook).
- */
-export function stepsWithLogs(logs: () => string | undefined): (name: string, fn: (t: TestContext) => Promise<void>) => void {
-  return (name, fn) => {
-    it(name, async (t) => {
-      try {
-        await fn(t);
-      } catch (error) {
-        process.stderr.write(`\n--- logs after failure of "${name}" ---\n${logs() ?? ''}\n`);
-        throw error;
-      }
-    });
-  };
 }

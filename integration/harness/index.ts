@@ -22,6 +22,7 @@ export {
   blobChunks,
   blobSha256,
   startStandInKubelet,
+  startStandInKubeletProcess,
   type StandInKubelet,
   type StandInKubeletOptions,
 } from './kubelet.js';

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import type { ProcessHandle, ProcessSet } from './processes.js';
+import { waitFor } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -144,4 +146,27 @@ async function handle(node: string, req: IncomingMessage, res: ServerResponse): 
 function reply(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/**
+ * A stand-in kubelet as a process of its own under `prefix` (`ip netns exec <ns>`: inside a network
+ * namespace, where an in-process server cannot go). Resolves with its port once it listens.
+ */
+export async function startStandInKubeletProcess(
+  processes: ProcessSet,
+  opts: { name: string; node: string; host: string; port: number; prefix: readonly string[] },
+): Promise<{ handle: ProcessHandle; port: number }> {
+  const [command, ...prefixArgs] = [...opts.prefix, process.execPath];
+  const handle = await processes.start({
+    name: opts.name,
+    command,
+    args: [...prefixArgs, '--import', 'tsx', path.join(import.meta.dirname, 'stand-in-kubelet-main.ts'), '--node', opts.node, '--host', opts.host, '--port', String(opts.port)],
+    cwd: path.join(import.meta.dirname, '..', '..'),
+  });
+  const port = await waitFor(`${opts.name} listening`, () => {
+    if (handle.exitInfo() !== undefined) throw new Error(`${opts.name} exited:\n${handle.logTail(20)}`);
+    const match = /listening on \S+:(\d+)/.exec(handle.logTail(5));
+    return match ? Number(match[1]) : undefined;
+  }, { timeoutMs: 20_000, intervalMs: 50 });
+  return { handle, port };
 }

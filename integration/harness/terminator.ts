@@ -5,12 +5,16 @@ import { waitFor } from './wait.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/** Starts a connect-terminator listening on the Unix socket `socket`; resolves once it listens. */
-export async function startConnectTerminator(processes: ProcessSet, socket: string, name = 'connect-terminator'): Promise<ProcessHandle> {
+/**
+ * Starts a connect-terminator listening on the Unix socket `socket`, under `prefix` when given (`ip
+ * netns exec <ns>`: it then dials targets in that namespace); resolves once it listens.
+ */
+export async function startConnectTerminator(processes: ProcessSet, socket: string, name = 'connect-terminator', prefix: readonly string[] = []): Promise<ProcessHandle> {
+  const [command, ...prefixArgs] = [...prefix, process.execPath];
   const handle = await processes.start({
     name,
-    command: process.execPath,
-    args: ['--import', 'tsx', join(ROOT, 'connect-terminator/cli.ts'), '--listen', socket],
+    command,
+    args: [...prefixArgs, '--import', 'tsx', join(ROOT, 'connect-terminator/cli.ts'), '--listen', socket],
     cwd: ROOT,
   });
   await waitFor(`${name} listening on ${socket}`, () => {

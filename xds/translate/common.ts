@@ -21,9 +21,14 @@ export function socketAddress({ address, port }: SocketAddress): DeepPartial<Add
   return { socketAddress: { address, portValue: port } };
 }
 
-/** Everything dynamic comes over the one ADS stream, in xDS v3. */
+/**
+ * Everything dynamic comes over the one ADS stream, in xDS v3. Envoy waits for the first answer as long
+ * as it takes (initial fetch timeout 0): with its 15 s default, an Envoy that cannot reach the xDS server
+ * reports itself ready (/ready 200) with no listeners, and a listener goes live without its routes or
+ * certificates. So /ready, and the readiness probes that read it, mean "configuration accepted".
+ */
 export function adsConfigSource(): DeepPartial<ConfigSource> {
-  return { ads: {}, resourceApiVersion: ApiVersion.V3 };
+  return { ads: {}, resourceApiVersion: ApiVersion.V3, initialFetchTimeout: seconds(0) };
 }
 
 export function routerFilter(): DeepPartial<HttpFilter> {
