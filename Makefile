@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 UNIT_TESTS = $(shell find xds agent-bootstrap envoy certs connect-terminator -name '*.test.ts' -not -path '*/generated/*' | sort)
 INTEGRATION_TESTS = $(shell find integration -name '*.test.ts' | sort)
 
-.PHONY: help tools system deps envoy k8s-tools fault-tools protos lint typecheck unit integration test demo demo-k8s build bench
+.PHONY: help tools system deps envoy k8s-tools fault-tools monitoring-tools protos lint typecheck unit integration test demo demo-k8s build bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -27,7 +27,10 @@ k8s-tools: ## kube-apiserver, kubectl, etcd, kwok built from the Go module proxy
 fault-tools: ## Toxiproxy v2.5.0 (fault injection for the weak-link tests) built with go install (cached)
 	@bash integration/tools/install-toxiproxy.sh
 
-tools: deps envoy k8s-tools fault-tools ## everything the demos and the tests need
+monitoring-tools: ## metrics-server v0.8.0 and Prometheus v0.316.0 built from the Go module proxy (cached; cold ~8 min)
+	@bash integration/tools/install-monitoring.sh
+
+tools: deps envoy k8s-tools fault-tools monitoring-tools ## everything the demos and the tests need
 
 protos: deps ## regenerate envoy/generated from the pinned Envoy API (needs Go)
 	bash envoy/scripts/gen-protos.sh

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { cloudBootstrap, edgeBootstrap, renderBootstrap } from './bootstrap.js';
+import { cloudBootstrap, edgeBootstrap, renderBootstrap, sidecarBootstrap } from './bootstrap.js';
+import { CAPTURE_CHAIN, captureRules } from './capture.js';
 
 interface Rendered {
   node: { id: string; cluster: string; metadata?: { concurrency: number } };
-  bootstrapExtensions: { name: string; typedConfig: Record<string, unknown> }[];
+  bootstrapExtensions?: { name: string; typedConfig: Record<string, unknown> }[];
   dynamicResources: { adsConfig: { apiType: string; grpcServices: { envoyGrpc: { clusterName: string } }[] } };
   staticResources: { clusters: { name: string; loadAssignment: unknown }[] };
   admin: { address: { socketAddress: { address: string; portValue: number } } };
@@ -20,9 +21,9 @@ describe('agent-bootstrap', () => {
   it('renders an edge bootstrap: node identity, the initiator extension with fast reconnects, ADS only', () => {
     const b = parse(renderBootstrap(edgeBootstrap({ id: 'node-a', ...options, concurrency: 1 }))) as Rendered;
     assert.deepEqual(b.node, { id: 'node-a', cluster: 'edge', metadata: { concurrency: 1 } });
-    assert.equal(b.bootstrapExtensions[0].name, 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface');
-    assert.equal(b.bootstrapExtensions[0].typedConfig.maintainInterval, '1s');
-    assert.equal(b.bootstrapExtensions[0].typedConfig.maxReconnectBackoff, '2s');
+    assert.equal(b.bootstrapExtensions?.[0].name, 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface');
+    assert.equal(b.bootstrapExtensions?.[0].typedConfig.maintainInterval, '1s');
+    assert.equal(b.bootstrapExtensions?.[0].typedConfig.maxReconnectBackoff, '2s');
     assert.equal(b.dynamicResources.adsConfig.apiType, 'GRPC');
     assert.deepEqual(b.staticResources.clusters.map((c) => c.name), ['xds_server']);
     assert.deepEqual(b.admin.address.socketAddress, { address: '127.0.0.1', portValue: 19001 });
@@ -40,7 +41,28 @@ describe('agent-bootstrap', () => {
   it('renders a cloud bootstrap with the responder extension', () => {
     const b = parse(renderBootstrap(cloudBootstrap({ id: 'cloud-1', ...options }))) as Rendered;
     assert.deepEqual(b.node, { id: 'cloud-1', cluster: 'cloud' });
-    assert.equal(b.bootstrapExtensions[0].name, 'envoy.bootstrap.reverse_tunnel.upstream_socket_interface');
+    assert.equal(b.bootstrapExtensions?.[0].name, 'envoy.bootstrap.reverse_tunnel.upstream_socket_interface');
+  });
+
+  it('renders a sidecar bootstrap: its own role, no reverse-tunnel extension', () => {
+    const b = parse(renderBootstrap(sidecarBootstrap({ id: 'metrics-server-0', ...options }))) as Rendered;
+    assert.deepEqual(b.node, { id: 'metrics-server-0', cluster: 'sidecar' });
+    assert.equal(b.bootstrapExtensions, undefined);
+    assert.deepEqual(b.staticResources.clusters.map((c) => c.name), ['xds_server']);
+  });
+
+  it('captures only the given ports, never loopback or the sidecar\'s own connections, idempotently', () => {
+    const rules = captureRules({ ports: [10250, 10255], capturePort: 15006, proxyUid: 101 }).map((args) => args.join(' '));
+    assert.deepEqual(rules, [
+      `-w -t nat -D OUTPUT -p tcp -j ${CAPTURE_CHAIN}`,
+      `-w -t nat -N ${CAPTURE_CHAIN}`,
+      `-w -t nat -F ${CAPTURE_CHAIN}`,
+      `-w -t nat -A ${CAPTURE_CHAIN} -m owner --uid-owner 101 -j RETURN`,
+      `-w -t nat -A ${CAPTURE_CHAIN} -d 127.0.0.0/8 -j RETURN`,
+      `-w -t nat -A ${CAPTURE_CHAIN} -p tcp --dport 10250 -j REDIRECT --to-ports 15006`,
+      `-w -t nat -A ${CAPTURE_CHAIN} -p tcp --dport 10255 -j REDIRECT --to-ports 15006`,
+      `-w -t nat -A OUTPUT -p tcp -j ${CAPTURE_CHAIN}`,
+    ]);
   });
 
   it('refuses an edge node name that cannot be a tunnel id', () => {

@@ -72,7 +72,7 @@ const EDGE_MAINTAIN_INTERVAL_S = 1;
 const MAX_XDS_MESSAGE_BYTES = 256 * 1024 * 1024;
 const EDGE_MAX_RECONNECT_BACKOFF_S = 2;
 
-function common(options: BootstrapOptions, cluster: 'edge' | 'cloud'): DeepPartial<Bootstrap> {
+function common(options: BootstrapOptions, cluster: 'edge' | 'cloud' | 'sidecar'): DeepPartial<Bootstrap> {
   const xdsCluster = fixedEndpointsCluster(XDS_CLUSTER, [options.xds], 2);
   const tls = options.tls;
   const transportSocket = tls && {
@@ -175,6 +175,15 @@ export function cloudBootstrap(options: BootstrapOptions): DeepPartial<Bootstrap
       },
     ],
   };
+}
+
+/**
+ * The sidecar beside a cloud client that cannot use a CONNECT proxy (metrics-server): connections the
+ * pod's iptables rules redirect to it are carried over CONNECT to the cloud Envoy. It needs no reverse
+ * tunnel extension; everything else comes over ADS.
+ */
+export function sidecarBootstrap(options: BootstrapOptions): DeepPartial<Bootstrap> {
+  return common(options, 'sidecar');
 }
 
 /** The bootstrap as Envoy reads it with -c: YAML with every Any expanded. */

@@ -3,16 +3,22 @@
 // step; the demo and the tests use the same code).
 
 import { parseArgs } from 'node:util';
-import { UsageError, hostPort, positiveInt } from '../xds/cli/args.js';
-import { cloudBootstrap, edgeBootstrap, renderBootstrap } from './bootstrap.js';
-import { writeBootstrap } from './write.js';
+import { spawnSync } from 'node:child_process';
+import { UsageError, hostPort, nonNegativeInt, port, portList, positiveInt } from '../xds/cli/args.js';
+import { captureRules, mayFail } from './capture.js';
+import { renderBootstrap } from './bootstrap.js';
+import { BUILDERS, writeBootstrap } from './write.js';
 
-const HELP = `usage: agent-bootstrap edge|cloud [flags]
+const HELP = `usage: agent-bootstrap edge|cloud|sidecar [flags]
+       agent-bootstrap capture --ports LIST [--capture-port N] [--proxy-uid UID] [--dry-run]
 
   edge    bootstrap for the edge Envoy of one node (reverse-tunnel initiator)
   cloud   bootstrap for a cloud Envoy replica (reverse-tunnel responder, CONNECT entry)
+  sidecar bootstrap for the Envoy beside a cloud client that cannot use a CONNECT proxy
+          (metrics-server): it carries the connections the pod's iptables rules capture
 
-  --id ID             edge: the Kubernetes node name; cloud: this replica's id (required)
+  --id ID             edge: the Kubernetes node name; cloud, sidecar: this proxy's id, such as
+                      the pod name (required)
   --xds HOST:PORT     the xDS server (default 127.0.0.1:18000)
   --admin-port N      Envoy admin port on 127.0.0.1 (default 19000)
   --concurrency N     the --concurrency Envoy runs with, declared to the xDS server (which warns
@@ -26,8 +32,41 @@ const HELP = `usage: agent-bootstrap edge|cloud [flags]
                       --tls-dir or --insecure the command refuses to run, and prints the
                       bootstrap to standard output only in insecure mode
 
+capture: in a sidecar pod's init container (NET_ADMIN), redirects the pod's outgoing TCP connections
+to --ports (kubelet ports: 10250,10255) to the sidecar's capture listener on 127.0.0.1 (--capture-port,
+default 15006), except the sidecar's own (--proxy-uid, the Envoy user, 101 in its image). Runs
+iptables; --dry-run prints the commands instead. Re-running replaces the rules.
+
 Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
+
+function capture(argv: string[]): void {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ports: { type: 'string' },
+      'capture-port': { type: 'string', default: '15006' },
+      'proxy-uid': { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+    },
+  });
+  if (!values.ports) throw new UsageError('--ports is required (the kubelet ports to capture, e.g. 10250,10255)');
+  const rules = captureRules({
+    ports: portList('ports', values.ports),
+    capturePort: port('capture-port', values['capture-port']),
+    proxyUid: values['proxy-uid'] === undefined ? undefined : nonNegativeInt('proxy-uid', values['proxy-uid']),
+  });
+  for (const args of rules) {
+    if (values['dry-run']) {
+      process.stdout.write(`iptables ${args.join(' ')}\n`);
+      continue;
+    }
+    const result = spawnSync('iptables', args, { encoding: 'utf8' });
+    if (result.error) throw new Error(`iptables: ${result.error.message}`);
+    if (result.status !== 0 && !mayFail(args)) throw new Error(`iptables ${args.join(' ')}: ${result.stderr.trim()}`);
+  }
+  if (!values['dry-run']) process.stderr.write(`capturing TCP to ports ${values.ports} into 127.0.0.1:${values['capture-port']}\n`);
+}
 
 function main(argv: string[]): number {
   const [role, ...rest] = argv;
@@ -36,7 +75,11 @@ function main(argv: string[]): number {
     return 0;
   }
   try {
-    if (role !== 'edge' && role !== 'cloud') throw new UsageError(`first argument must be edge or cloud, not "${role ?? ''}"`);
+    if (role === 'capture') {
+      capture(rest);
+      return 0;
+    }
+    if (role !== 'edge' && role !== 'cloud' && role !== 'sidecar') throw new UsageError(`first argument must be edge, cloud or sidecar, not "${role ?? ''}"`);
     const { values } = parseArgs({
       args: rest,
       options: {
@@ -66,7 +109,7 @@ function main(argv: string[]): number {
       const path = writeBootstrap({ ...options, role, outDir, tls });
       process.stderr.write(`wrote ${path}\n`);
     } else if (!tlsDir) {
-      process.stdout.write(renderBootstrap(role === 'edge' ? edgeBootstrap(options) : cloudBootstrap(options)));
+      process.stdout.write(renderBootstrap(BUILDERS[role](options)));
     } else {
       throw new UsageError('--tls-dir needs --out-dir (the bootstrap and its secrets file are two files)');
     }

@@ -9,6 +9,7 @@ import {
   edgeIdentityUri,
   issue,
   loadAuthority,
+  sidecarIdentityUri,
   type Authority,
   type IssuedPem,
   type LeafRequest,
@@ -36,6 +37,9 @@ export const bundlePaths = (out: string) => ({
   xdsDir: join(out, 'xds'),
   cloudDir: join(out, 'cloud'),
   edgeDir: (node: string) => join(out, 'edge', node),
+  /** A sidecar's two directories: its xDS client identity, and its CONNECT client certificate. */
+  sidecarXdsDir: (id: string) => join(out, 'sidecar', id, 'xds'),
+  sidecarConnectDir: (id: string) => join(out, 'sidecar', id, 'connect'),
 });
 
 /** Writes a file atomically (temp file + rename), so a watcher never reads half a certificate. */
@@ -94,6 +98,19 @@ export async function writeBundle(request: BundleRequest): Promise<void> {
 export async function writeEdgeCertificate(out: string, ca: Authority, node: string, days = 2): Promise<void> {
   const pem = await issue(ca, edgeRequest(node), days);
   writeTlsDir(bundlePaths(out).edgeDir(node), pem, { 'ca.crt': ca.cert });
+}
+
+/**
+ * Issues a sidecar's certificates into an existing bundle: its xDS client identity (the CA, URI SAN
+ * spiffe://edge-tunnel/sidecar/<id>) and a CONNECT client certificate (the client CA), each directory
+ * with the CA that signed the server it talks to.
+ */
+export async function writeSidecarCertificates(out: string, id: string, days = 2): Promise<void> {
+  const [ca, clientCa] = [await loadBundleAuthority(out, 'ca'), await loadBundleAuthority(out, 'clientCa')];
+  const paths = bundlePaths(out);
+  const commonName = id.length <= MAX_COMMON_NAME ? id : 'edge-tunnel sidecar';
+  writeTlsDir(paths.sidecarXdsDir(id), await issue(ca, { commonName, uris: [sidecarIdentityUri(id)], usage: 'client' }, days), { 'ca.crt': ca.cert });
+  writeTlsDir(paths.sidecarConnectDir(id), await issue(clientCa, { commonName, usage: 'client' }, days), { 'ca.crt': ca.cert });
 }
 
 export async function loadBundleAuthority(out: string, which: 'ca' | 'clientCa'): Promise<Authority> {

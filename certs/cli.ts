@@ -4,7 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import { UsageError } from '../xds/cli/args.js';
-import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle, writeEdgeCertificate } from './bundle.js';
+import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle, writeEdgeCertificate, writeSidecarCertificates } from './bundle.js';
 import { issue } from './issue.js';
 
 const HELP = `usage: certs <command> [flags]
@@ -20,6 +20,9 @@ const HELP = `usage: certs <command> [flags]
              --dir DIR --node NAME [--days N]
   client   issue a CONNECT client certificate (kube-apiserver, Prometheus) with the client CA
              --dir DIR --name NAME --out-dir OUT [--days N]   writes OUT/tls.crt, OUT/tls.key
+  sidecar  issue a sidecar's certificates (the Envoy beside metrics-server): its xDS identity and a
+           CONNECT client certificate, into DIR/sidecar/NAME/xds/ and DIR/sidecar/NAME/connect/
+             --dir DIR --name NAME [--days N]
 
 Layout of a bundle (each component directory holds tls.crt, tls.key, ca.crt, as a Kubernetes TLS Secret):
   ca.crt ca.key                 signs server certificates, edge node certificates and the cloud's
@@ -82,6 +85,12 @@ async function main(argv: string[]): Promise<void> {
       writeAtomically(`${values['out-dir']}/tls.key`, pem.key, 0o600);
       writeAtomically(`${values['out-dir']}/tls.crt`, pem.cert);
       process.stderr.write(`wrote ${values['out-dir']}/tls.crt and tls.key\n`);
+      return;
+    }
+    case 'sidecar': {
+      if (!values.dir || !values.name) throw new UsageError('sidecar needs --dir DIR and --name NAME');
+      await writeSidecarCertificates(values.dir, values.name, days(values.days));
+      process.stderr.write(`wrote ${bundlePaths(values.dir).sidecarXdsDir(values.name)} and ${bundlePaths(values.dir).sidecarConnectDir(values.name)}\n`);
       return;
     }
     default:

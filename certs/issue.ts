@@ -114,6 +114,10 @@ export function cloudIdentityUri(id: string): string {
   return `${IDENTITY_URI_PREFIX}cloud/${id}`;
 }
 
+export function sidecarIdentityUri(id: string): string {
+  return `${IDENTITY_URI_PREFIX}sidecar/${id}`;
+}
+
 /** Loads an authority written earlier (ca.crt + ca.key), to issue more certificates with it. */
 export async function loadAuthority(certPem: string, keyPem: string): Promise<Authority> {
   const certificate = new x509.X509Certificate(certPem);

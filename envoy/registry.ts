@@ -24,6 +24,8 @@ import {
   UpstreamTlsContext,
 } from './generated/envoy/extensions/transport_sockets/tls/v3/tls.js';
 import { StdoutAccessLog } from './generated/envoy/extensions/access_loggers/stream/v3/stream.js';
+import { TcpProxy } from './generated/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.js';
+import { OriginalDst } from './generated/envoy/extensions/filters/listener/original_dst/v3/original_dst.js';
 
 /** What ts-proto generates for every message; the subset edge-tunnel relies on. */
 export interface Codec<T> {
@@ -54,6 +56,8 @@ const codecs = {
   'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext': DownstreamTlsContext,
   'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext': UpstreamTlsContext,
   'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog': StdoutAccessLog,
+  'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy': TcpProxy,
+  'envoy.extensions.filters.listener.original_dst.v3.OriginalDst': OriginalDst,
 } as const;
 
 export type MessageName = keyof typeof codecs;

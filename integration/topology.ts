@@ -79,6 +79,8 @@ export interface TopologyOptions {
    * own kubelet answers on its tunnel. The edges reach the cloud at EDGE_GATEWAY.
    */
   readonly edgeNamespaces?: boolean;
+  /** The xDS server and the cloud Envoy listen on every interface (for clients in network namespaces). */
+  readonly listenAll?: boolean;
 }
 
 /** A host address every edge namespace reaches the cloud Envoy and the xDS server by (the first edge's link). */
@@ -133,7 +135,7 @@ export class Topology {
 
   /** The cloud listens beyond loopback when replicas or edges live in namespaces of their own. */
   private get listenAll(): boolean {
-    return this.replicas > 1 || this.options.edgeNamespaces === true;
+    return this.replicas > 1 || this.options.edgeNamespaces === true || this.options.listenAll === true;
   }
 
   get edgeConnectTermination(): 'terminator' | 'envoy' {
@@ -323,7 +325,7 @@ export class Topology {
         '--admin', `127.0.0.1:${this.ports.xdsAdmin}`,
         '--tunnel-listen', `${this.listenAll ? '0.0.0.0' : '127.0.0.1'}:${this.ports.tunnel}`,
         '--tunnel-dial', this.tunnelDial(),
-        '--connect-listen', `${this.replicas > 1 ? '0.0.0.0' : '127.0.0.1'}:${this.ports.connect}`,
+        '--connect-listen', `${this.listenAll ? '0.0.0.0' : '127.0.0.1'}:${this.ports.connect}`,
         // Twice the cloud's workers: Envoy may place two of a node's tunnels on one worker after reconnects.
         '--tunnels-per-cloud', String(2 * (this.options.cloudConcurrency ?? 2)),
         ...(this.tls

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the tests and demos use: iproute2 (network namespaces for pod networks), openssl (the
-# stand-in kubelets' certificates), python3-venv (the Envoy wheel). Installs only what is missing.
+# Debian packages the tests and demos use: iproute2 (network namespaces for pod networks), iptables (a
+# sidecar pod's capture rules), openssl (the stand-in kubelets' certificates), python3-venv (the Envoy
+# wheel). Installs only what is missing.
+
 set -euo pipefail
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
 command -v openssl >/dev/null || missing+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then

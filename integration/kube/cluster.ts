@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { createAuthority, issue } from '../../certs/issue.js';
 import { ProcessSet, freePort, waitFor } from '../harness/index.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -33,15 +34,19 @@ export interface ClusterOptions {
   readonly processes?: ProcessSet;
   /** More kube-apiserver flags (`--enable-aggregator-routing`). */
   readonly apiserverArgs?: readonly string[];
+  /** Addresses besides 127.0.0.1 that clients verify the API server's certificate by (kubeconfigFor). */
+  readonly apiserverIps?: readonly string[];
 }
 
 export class KubeCluster {
   readonly kubeconfig: string;
   readonly processes: ProcessSet;
+  private servingCa = '';
   private constructor(
     private readonly options: ClusterOptions,
     readonly apiserverUrl: string,
-    private readonly token: string,
+    /** The admin bearer token (a token file entry in system:masters). */
+    readonly token: string,
   ) {
     this.kubeconfig = join(options.dir, 'kubeconfig');
     this.processes = options.processes ?? new ProcessSet();
@@ -81,13 +86,29 @@ export class KubeCluster {
     writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     writeFileSync(join(dir, 'tokens.csv'), `${this.token},admin,admin,system:masters\n`, { mode: 0o600 });
     writeFileSync(join(dir, 'egress.yaml'), egressSelectorConfiguration(this.options.egress));
+    // The front proxy (requestheader) identity, as kubeadm sets it up: the aggregator proves to
+    // aggregated API servers (metrics-server) who the user is.
+    const frontProxyCa = await createAuthority('front-proxy-ca');
+    const frontProxyClient = await issue(frontProxyCa, { commonName: 'front-proxy-client', usage: 'client' });
+    writeFileSync(join(dir, 'front-proxy-ca.crt'), frontProxyCa.cert);
+    writeFileSync(join(dir, 'front-proxy-client.crt'), frontProxyClient.cert);
+    writeFileSync(join(dir, 'front-proxy-client.key'), frontProxyClient.key, { mode: 0o600 });
+    // A serving certificate clients can verify (metrics-server refuses an unverified API server while
+    // it verifies kubelets), for every address it is reached by.
+    const servingCa = await createAuthority('kube-apiserver serving CA');
+    const serving = await issue(servingCa, { commonName: 'kube-apiserver', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', ...(this.options.apiserverIps ?? [])], usage: 'server' });
+    this.servingCa = servingCa.cert;
+    writeFileSync(join(dir, 'apiserver.crt'), serving.cert);
+    writeFileSync(join(dir, 'apiserver.key'), serving.key, { mode: 0o600 });
     await this.processes.start({
       name: 'kube-apiserver',
       command: toolPath('kube-apiserver'),
       args: [
         `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${securePort}`,
-        `--cert-dir=${join(dir, 'serving')}`,
+        // All interfaces: cloud workloads in network namespaces of their own (metrics-server) reach it
+        // at the host's address on their link, as pods reach the API server.
+        '--bind-address=0.0.0.0', '--advertise-address=127.0.0.1', `--secure-port=${securePort}`,
+        `--tls-cert-file=${join(dir, 'apiserver.crt')}`, `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
         // One apiserver advertising 127.0.0.1 cannot maintain the kubernetes Service endpoints.
         '--endpoint-reconciler-type=none',
         `--token-auth-file=${join(dir, 'tokens.csv')}`, '--authorization-mode=RBAC',
@@ -95,6 +116,10 @@ export class KubeCluster {
         `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
         '--service-cluster-ip-range=10.96.0.0/16',
         `--egress-selector-config-file=${join(dir, 'egress.yaml')}`,
+        `--requestheader-client-ca-file=${join(dir, 'front-proxy-ca.crt')}`, '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User', '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${join(dir, 'front-proxy-client.crt')}`, `--proxy-client-key-file=${join(dir, 'front-proxy-client.key')}`,
         // Never the node name: kube-apiserver dials nodes by InternalIP, which only the tunnel reaches.
         '--kubelet-preferred-address-types=InternalIP',
         ...(this.options.kubeletCaFile ? [`--kubelet-certificate-authority=${this.options.kubeletCaFile}`] : []),
@@ -115,11 +140,21 @@ export class KubeCluster {
     }, { timeoutMs: 20_000 });
   }
 
-  private kubeconfigYaml(): string {
+  /**
+   * A kubeconfig for a client that reaches the API server at `host` (a namespace's link to this host,
+   * one of `apiserverIps`), verifying its certificate.
+   */
+  kubeconfigFor(host: string, path: string): string {
+    const verified = { 'certificate-authority-data': Buffer.from(this.servingCa).toString('base64') };
+    writeFileSync(path, this.kubeconfigYaml(this.apiserverUrl.replace('127.0.0.1', host), verified), { mode: 0o600 });
+    return path;
+  }
+
+  private kubeconfigYaml(server = this.apiserverUrl, trust: object = { 'insecure-skip-tls-verify': true }): string {
     return stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'edge-tunnel', cluster: { server: this.apiserverUrl, 'insecure-skip-tls-verify': true } }],
+      clusters: [{ name: 'edge-tunnel', cluster: { server, ...trust } }],
       users: [{ name: 'admin', user: { token: this.token } }],
       contexts: [{ name: 'edge-tunnel', context: { cluster: 'edge-tunnel', user: 'admin' } }],
       'current-context': 'edge-tunnel',

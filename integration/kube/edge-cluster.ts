@@ -19,7 +19,7 @@ import {
 } from '../harness/index.js';
 import { CLOUD_SERVER_NAME, Topology, processLines } from '../topology.js';
 import { KubeCluster } from './cluster.js';
-import { startKwok } from './kwok.js';
+import { resourceMetricsPath, startKwok } from './kwok.js';
 
 const HARNESS = join(import.meta.dirname, '..', 'harness');
 
@@ -61,6 +61,10 @@ export class EdgeCluster {
     connectPort?: number;
     certsDir?: string;
     apiserverArgs?: readonly string[];
+    /** More `xds serve` flags. */
+    serveArgs?: readonly string[];
+    /** Addresses (besides 127.0.0.1) pods in network namespaces reach the API server by. */
+    apiserverIps?: readonly string[];
   }): Promise<EdgeCluster> {
     // A directory of its own: a second cluster in one test file must not reuse the first one's etcd data.
     const dir = options.dir ?? mkdtempSync(join(runDir(), 'cluster-'));
@@ -78,6 +82,7 @@ export class EdgeCluster {
       egress: { url: `https://127.0.0.1:${connectPort}`, caFile: paths.ca, clientCertFile: join(egressDir, 'tls.crt'), clientKeyFile: join(egressDir, 'tls.key') },
       kubeletCaFile: paths.ca,
       apiserverArgs: options.apiserverArgs,
+      apiserverIps: options.apiserverIps,
     });
     const nodes = new Map<string, EdgeNodeState>();
     let topology: Topology | undefined;
@@ -97,7 +102,9 @@ export class EdgeCluster {
         connectPort,
         certsDir: certs,
         // The kubelets here (kwok) listen on free ports: those are the ports a Node status may name.
-        serveArgs: ['--pod-ports', String(POD_PORT), '--kubelet-ports', [...nodes.values()].map((n) => n.kubeletPort).join(',')],
+        serveArgs: ['--pod-ports', String(POD_PORT), '--kubelet-ports', [...nodes.values()].map((n) => n.kubeletPort).join(','), ...(options.serveArgs ?? [])],
+        // Cloud workloads in network namespaces of their own (a sidecar) reach the xDS server and the CONNECT listener.
+        listenAll: true,
         dir,
       });
       const result = edgeCluster(topology);
@@ -179,8 +186,7 @@ export class EdgeCluster {
       const [phase, podIp] = stdout.split(' ');
       return phase === 'Running' && podIp ? podIp : undefined;
     }, { timeoutMs: 30_000 });
-    const network = await createPodNetwork(ip);
-    this.podNetworks.push(network);
+    const network = await this.podNetwork(ip);
     const [command, ...prefix] = network.exec;
     const server = await this.topology.processes.start({
       name: `pod-${name}`,
@@ -203,8 +209,7 @@ export class EdgeCluster {
     const pem = await issue(await loadBundleAuthority(this.topology.certs, 'ca'), { commonName: options.name, dnsNames: options.dnsNames, usage: 'server' });
     writeAtomically(join(dir, 'tls.crt'), pem.cert);
     writeAtomically(join(dir, 'tls.key'), pem.key, 0o600);
-    const network = await createPodNetwork(options.podIp, undefined, [options.clusterIp]);
-    this.podNetworks.push(network);
+    const network = await this.podNetwork(options.podIp, undefined, [options.clusterIp]);
     const [command, ...prefix] = network.exec;
     const server = await this.topology.processes.start({
       name: `service-${options.name}`,
@@ -216,6 +221,13 @@ export class EdgeCluster {
       cwd: join(HARNESS, '..', '..'),
     });
     await waitFor(`service ${options.name} serving`, () => server.logTail().includes('listening on'), { timeoutMs: 20_000 });
+  }
+
+  /** A network namespace for a pod of this cluster (see createPodNetwork), removed when the cluster stops. */
+  async podNetwork(podIp: string, hostIp?: string, extraIps: readonly string[] = []): Promise<PodNetwork> {
+    const network = await createPodNetwork(podIp, hostIp, extraIps);
+    this.podNetworks.push(network);
+    return network;
   }
 
   /** One line per process started: name, pid and log file. */
@@ -245,7 +257,12 @@ export function nodeObject(spec: EdgeNodeSpec, labels: Record<string, string> = 
   return {
     apiVersion: 'v1',
     kind: 'Node',
-    metadata: { name: spec.name, labels: { 'kubernetes.io/hostname': spec.name, ...labels }, annotations: { 'kwok.x-k8s.io/node': 'fake' } },
+    metadata: {
+      name: spec.name,
+      labels: { 'kubernetes.io/hostname': spec.name, ...labels },
+      // metrics-server reads the kubelet's resource metrics at the path this annotation names (kwok serves every node's at its own path).
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'metrics.k8s.io/resource-metrics-path': resourceMetricsPath(spec.name) },
+    },
     spec: { podCIDR: spec.podCIDR, podCIDRs: [spec.podCIDR] },
   };
 }

@@ -8,7 +8,7 @@ import { DEFAULT_SETTINGS } from '../model/settings.js';
 import type { TunnelNode } from '../model/node.js';
 import { cluster, listener, resourceSet, route, secret, translation } from '../protocol/testing.js';
 import { translate, type Translation } from '../translate/translate.js';
-import { CLOUD_KEY, SnapshotCache, edgeKey, type ProxyKey } from './snapshot-cache.js';
+import { CLOUD_KEY, SIDECAR_KEY, SnapshotCache, edgeKey, type ProxyKey } from './snapshot-cache.js';
 import { EMPTY_TYPE, changedTypes, typeVersion, versionSet } from './snapshot.js';
 
 const A = edgeKey('node-a');
@@ -61,8 +61,8 @@ describe('snapshot versions', () => {
     one.publish(fleet());
     two.publish(fleet()); // freshly packed: equal bytes, different objects
     assert.deepEqual(versions(one), versions(two));
-    assert.deepEqual(one.keys(), [CLOUD_KEY, A, B]);
-    for (const key of one.keys()) {
+    assert.deepEqual(one.keys(), [CLOUD_KEY, A, B, SIDECAR_KEY]);
+    for (const key of [CLOUD_KEY, A, B]) {
       for (const type of [XdsType.cluster, XdsType.listener, XdsType.route]) {
         assert.notEqual(one.current(key, type).version, EMPTY_TYPE.version, `${key} ${type} has resources`);
       }
@@ -131,7 +131,7 @@ describe('snapshot cache notifications', () => {
     const result = cache.publish(fleet({}, false));
     assert.deepEqual(calls, [[B, [XdsType.cluster, XdsType.listener, XdsType.route]]]);
     assert.deepEqual([...result.changed.keys()], [B]);
-    assert.deepEqual(cache.keys(), [CLOUD_KEY, A]);
+    assert.deepEqual(cache.keys(), [CLOUD_KEY, A, SIDECAR_KEY]);
     assert.equal(cache.current(B, XdsType.cluster), EMPTY_TYPE);
   });
 

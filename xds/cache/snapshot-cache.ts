@@ -1,4 +1,4 @@
-// Holds the current snapshot of every proxy key ("cloud", "edge/<node>") and tells watchers of a key
+// Holds the current snapshot of every proxy key ("cloud", "sidecar", "edge/<node>") and tells watchers of a key
 // when one of its types changed. The protocol sees it only through the ResourceWatcher interface.
 
 import type { XdsTypeUrl } from '../../envoy/xds-types.js';
@@ -8,6 +8,8 @@ import { EMPTY_TYPE, changedTypes, versionSet, type ProxySnapshot, type TypeSnap
 export type ProxyKey = string;
 
 export const CLOUD_KEY: ProxyKey = 'cloud';
+/** Every sidecar gets the same resources, as every cloud Envoy does. */
+export const SIDECAR_KEY: ProxyKey = 'sidecar';
 
 export function edgeKey(node: string): ProxyKey {
   return `edge/${node}`;
@@ -36,6 +38,7 @@ export class SnapshotCache implements ResourceWatcher {
   publish(translation: Translation): PublishResult {
     const next = new Map<ProxyKey, ProxySnapshot>();
     next.set(CLOUD_KEY, versionSet(translation.cloud, this.snapshots.get(CLOUD_KEY)));
+    next.set(SIDECAR_KEY, versionSet(translation.sidecar, this.snapshots.get(SIDECAR_KEY)));
     for (const [node, set] of translation.edges) {
       const key = edgeKey(node);
       next.set(key, versionSet(set, this.snapshots.get(key)));

@@ -24,3 +24,15 @@ export function positiveInt(flag: string, value: string): number {
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: "${value}" is not a whole number above 0`);
   return n;
 }
+
+export function port(flag: string, value: string): number {
+  const ports = portList(flag, value);
+  if (ports.length !== 1) throw new UsageError(`--${flag}: "${value}" is not one port`);
+  return ports[0];
+}
+
+export function nonNegativeInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: "${value}" is not a whole number`);
+  return n;
+}

@@ -10,7 +10,7 @@ import { DEFAULT_KUBELET_PORT } from '../model/node.js';
 import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '../model/settings.js';
 import { NodesFileSource } from '../sources/nodes-file.js';
 import { serve } from '../server/serve.js';
-import { UsageError, hostPort, portList, positiveInt } from './args.js';
+import { UsageError, hostPort, port, portList, positiveInt } from './args.js';
 
 export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
 
@@ -44,6 +44,14 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
                            on Envoy 1.40: only for an Envoy with upstream half-close for TCP tunnels)
   --terminator-socket PATH the connect-terminator's Unix socket on edge hosts, "{node}" = node name
                            (default ${DEFAULT_SETTINGS.terminatorSocket})
+  --sidecar-connect-dial H:P
+                           where sidecars (the Envoy beside metrics-server and other clients
+                           that cannot use a CONNECT proxy) reach the CONNECT listener
+                           (default ${fmt(DEFAULT_SETTINGS.sidecar.connectDial)})
+  --sidecar-capture-port N the port on 127.0.0.1 the sidecar pod's iptables rules redirect to
+                           (default ${DEFAULT_SETTINGS.sidecar.capturePort})
+  --sidecar-tls-dir DIR    certificate directory in sidecar pods: tls.crt, tls.key (a CONNECT
+                           client certificate), ca.crt (default ${DEFAULT_SETTINGS.sidecar.tlsDir})
   --tls-dir DIR            the xDS server's mutual TLS: tls.crt, tls.key and ca.crt (the CA of
                            proxy certificates); reloaded when the files change
   --cloud-tls-dir DIR      certificate directory on cloud Envoy hosts (default ${DEFAULT_TLS.cloudDir})
@@ -108,6 +116,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'kubelet-ports': { type: 'string' },
       'edge-connect-termination': { type: 'string' },
       'terminator-socket': { type: 'string' },
+      'sidecar-connect-dial': { type: 'string' },
+      'sidecar-capture-port': { type: 'string' },
+      'sidecar-tls-dir': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'tls-dir': { type: 'string' },
       'cloud-tls-dir': { type: 'string' },
@@ -141,6 +152,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
     kubeletPorts: values['kubelet-ports'] ? portList('kubelet-ports', values['kubelet-ports']) : values['nodes-file'] ? 'any' : DEFAULT_SETTINGS.kubeletPorts,
     ...(values['edge-connect-termination'] && { edgeConnectTermination: terminationMode(values['edge-connect-termination']) }),
     ...(values['terminator-socket'] && { terminatorSocket: values['terminator-socket'] }),
+    sidecar: {
+      connectDial: values['sidecar-connect-dial'] ? hostPort('sidecar-connect-dial', values['sidecar-connect-dial']) : DEFAULT_SETTINGS.sidecar.connectDial,
+      capturePort: values['sidecar-capture-port'] ? port('sidecar-capture-port', values['sidecar-capture-port']) : DEFAULT_SETTINGS.sidecar.capturePort,
+      tlsDir: values['sidecar-tls-dir'] ?? DEFAULT_SETTINGS.sidecar.tlsDir,
+    },
     tls,
   };
   const xdsListen = hostPort('listen', values.listen);

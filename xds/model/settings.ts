@@ -30,6 +30,26 @@ export const DEFAULT_TLS: TlsSettings = {
   cloudServerName: 'cloud.edge-tunnel',
 };
 
+/**
+ * The sidecar role: an Envoy beside a cloud client that cannot use a CONNECT proxy (metrics-server
+ * dials kubelets itself). The pod's iptables rules redirect the client's connections to kubelet ports
+ * to the sidecar, which carries each over CONNECT, with mutual TLS, to the cloud Envoy.
+ */
+export interface SidecarSettings {
+  /** Where sidecars reach the cloud Envoy's CONNECT listener (the edge-tunnel-connect Service). */
+  readonly connectDial: SocketAddress;
+  /** The port on 127.0.0.1 the pod's iptables rules redirect captured connections to. */
+  readonly capturePort: number;
+  /** On the sidecar's pod: tls.crt + tls.key (a CONNECT client certificate) and ca.crt (signs the cloud's). */
+  readonly tlsDir: string;
+}
+
+export const DEFAULT_SIDECAR: SidecarSettings = {
+  connectDial: { address: '127.0.0.1', port: 15001 },
+  capturePort: 15006,
+  tlsDir: '/etc/edge-tunnel/sidecar-tls',
+};
+
 export interface Settings {
   /** Where the cloud Envoy accepts reverse-tunnel handshakes from edge Envoys. */
   readonly tunnelListen: SocketAddress;
@@ -86,6 +106,7 @@ export interface Settings {
   readonly edgeConnectTermination: 'terminator' | 'envoy';
   /** The connect-terminator's Unix socket on each edge host, "{node}" replaced by the node name. */
   readonly terminatorSocket: string;
+  readonly sidecar: SidecarSettings;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -103,6 +124,7 @@ export const DEFAULT_SETTINGS: Settings = {
   kubeletPorts: [DEFAULT_KUBELET_PORT],
   edgeConnectTermination: 'terminator',
   terminatorSocket: '/run/edge-tunnel/connect-terminator.sock',
+  sidecar: DEFAULT_SIDECAR,
 };
 
 export function validateSettings(settings: Settings): InputError[] {
@@ -142,6 +164,10 @@ export function validateSettings(settings: Settings): InputError[] {
     errors.push({ path: 'edgeConnectTermination', message: `must be "terminator" or "envoy", not "${String(settings.edgeConnectTermination)}"` });
   }
   if (!settings.terminatorSocket.startsWith('/')) errors.push({ path: 'terminatorSocket', message: 'must be an absolute path' });
+  if (settings.sidecar.connectDial.address === '') errors.push({ path: 'sidecar.connectDial.address', message: 'must not be empty' });
+  port('sidecar.connectDial.port', settings.sidecar.connectDial.port);
+  port('sidecar.capturePort', settings.sidecar.capturePort);
+  if (!settings.sidecar.tlsDir.startsWith('/')) errors.push({ path: 'sidecar.tlsDir', message: 'must be an absolute path' });
   if (!Number.isInteger(settings.tunnelsPerCloud) || settings.tunnelsPerCloud < 1 || settings.tunnelsPerCloud > 64) {
     errors.push({ path: 'tunnelsPerCloud', message: `${settings.tunnelsPerCloud} must be a whole number from 1 to 64` });
   }

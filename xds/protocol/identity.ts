@@ -1,10 +1,12 @@
 // Who is on the other end of a stream, from the node identity of its first request. Edge Envoys say
-// cluster "edge" and their node name as id; cloud Envoys say cluster "cloud" and any id of their own.
+// cluster "edge" and their node name as id; cloud Envoys and sidecars (the Envoy beside a cloud client
+// that cannot use a CONNECT proxy itself, such as metrics-server) say cluster "cloud" or "sidecar" and
+// any id of their own.
 
 import type { Node } from '../../envoy/generated/envoy/config/core/v3/base.js';
-import { CLOUD_KEY, edgeKey, type ProxyKey } from '../cache/snapshot-cache.js';
+import { CLOUD_KEY, SIDECAR_KEY, edgeKey, type ProxyKey } from '../cache/snapshot-cache.js';
 
-export const ROLES = ['cloud', 'edge'] as const;
+export const ROLES = ['cloud', 'edge', 'sidecar'] as const;
 export type ProxyRole = (typeof ROLES)[number];
 
 export interface ProxyIdentity {
@@ -32,7 +34,7 @@ export interface PeerIdentity {
   readonly name: string;
 }
 
-const IDENTITY_URI = /^spiffe:\/\/edge-tunnel\/(edge|cloud)\/([a-z0-9.-]+)$/;
+const IDENTITY_URI = /^spiffe:\/\/edge-tunnel\/(edge|cloud|sidecar)\/([a-z0-9.-]+)$/;
 
 /**
  * Reads the identity from a certificate's subjectaltname string ("DNS:a, URI:spiffe://…"). Returns
@@ -70,7 +72,7 @@ export function sanEntries(subjectAltName: string): [string, string][] {
 export function identify(node: Node | undefined, peer?: PeerIdentity | 'none'): IdentifyResult {
   if (!node || node.id === '') return { ok: false, reason: 'invalid', error: 'the first discovery request must carry node.id' };
   if (peer === 'none') {
-    return { ok: false, reason: 'denied', error: `the client certificate names no edge-tunnel identity (a spiffe://edge-tunnel/edge/<node> or …/cloud/<id> URI SAN); node.id "${node.id}" refused` };
+    return { ok: false, reason: 'denied', error: `the client certificate names no edge-tunnel identity (a spiffe://edge-tunnel/edge/<node>, …/cloud/<id> or …/sidecar/<id> URI SAN); node.id "${node.id}" refused` };
   }
   if (peer && (peer.role !== node.cluster || (peer.role === 'edge' && peer.name !== node.id))) {
     return {
@@ -83,5 +85,6 @@ export function identify(node: Node | undefined, peer?: PeerIdentity | 'none'): 
   const concurrency = concurrencyOf(node);
   if (role === 'cloud') return { ok: true, identity: { role, id: node.id, key: CLOUD_KEY, concurrency } };
   if (role === 'edge') return { ok: true, identity: { role, id: node.id, key: edgeKey(node.id), concurrency } };
-  return { ok: false, reason: 'invalid', error: `node.cluster must be "cloud" or "edge", not "${role}" (node.id "${node.id}")` };
+  if (role === 'sidecar') return { ok: true, identity: { role, id: node.id, key: SIDECAR_KEY, concurrency } };
+  return { ok: false, reason: 'invalid', error: `node.cluster must be "cloud", "edge" or "sidecar", not "${role}" (node.id "${node.id}")` };
 }

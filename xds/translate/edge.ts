@@ -14,10 +14,9 @@ import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, s
 import { EDGE, authority, localPortCluster } from './names.js';
 import type { RouteAction } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
 
-import { SECRETS, sanMatcher, upstreamTls } from './tls.js';
+import { SECRETS, toCloudTls } from './tls.js';
 import { podRangesOf, rangeVirtualHosts } from './ranges.js';
 import { Cluster_DiscoveryType, Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
-import { isIP } from 'node:net';
 
 /** The reverse-connection address: rc://<node>:<cluster>:<tenant>@<cloud cluster>:<tunnels per cloud host>. */
 export function reverseConnectionAddress(node: string, settings: Settings): string {
@@ -151,17 +150,9 @@ export function podCluster(): Any {
 
 /** The way to the cloud's tunnel listener; with TLS the edge proves its node and checks the cloud's name. */
 export function cloudCluster(settings: Settings): Any {
-  const tls = settings.tls;
   return pack('envoy.config.cluster.v3.Cluster', {
     ...fixedEndpointsCluster(EDGE.cloudCluster, settings.tunnelDial, 5),
-    transportSocket: tls
-      ? upstreamTls({
-          certificate: SECRETS.edgeIdentity,
-          trust: SECRETS.cloudCa,
-          requireSans: [sanMatcher(tls.cloudServerName)],
-          sni: isIP(tls.cloudServerName) ? '' : tls.cloudServerName,
-        })
-      : undefined,
+    transportSocket: toCloudTls(settings.tls, SECRETS.edgeIdentity),
   });
 }
 

@@ -22,6 +22,13 @@ export const EDGE = {
   tunnelTenant: 'default',
 } as const;
 
+export const SIDECAR = {
+  /** Where the pod's iptables rules redirect captured connections. */
+  captureListener: 'sidecar_capture',
+  /** The cloud Envoy's CONNECT listener. */
+  connectCluster: 'cloud_connect',
+} as const;
+
 /** The static cluster in every bootstrap that reaches the xDS server. */
 export const XDS_CLUSTER = 'xds_server';
 

@@ -20,6 +20,7 @@ export const SECRETS = {
   connectClientCa: 'connect_client_ca',
   edgeIdentity: 'edge_identity',
   cloudCa: 'cloud_ca',
+  sidecarIdentity: 'sidecar_identity',
 } as const;
 
 /** The URI SAN prefix every edge node certificate carries (spiffe://edge-tunnel/edge/<node>). */
@@ -84,6 +85,21 @@ export function downstreamTls(options: CommonTlsOptions): DeepPartial<TransportS
       commonTlsContext: commonTlsContext(options),
     }),
   };
+}
+
+/**
+ * A proxy dialing the cloud Envoy (an edge to its tunnel listener, a sidecar to its CONNECT listener):
+ * presents `certificate`, and requires the cloud's certificate, from the CA in `cloud_ca`, to carry the
+ * configured cloud name, which it also sends as SNI (not for an IP). Plaintext in insecure mode.
+ */
+export function toCloudTls(tls: TlsSettings | undefined, certificate: string): DeepPartial<TransportSocket> | undefined {
+  if (!tls) return undefined;
+  return upstreamTls({
+    certificate,
+    trust: SECRETS.cloudCa,
+    requireSans: [sanMatcher(tls.cloudServerName)],
+    sni: isIP(tls.cloudServerName) ? '' : tls.cloudServerName,
+  });
 }
 
 export function upstreamTls(options: CommonTlsOptions & { readonly sni: string }): DeepPartial<TransportSocket> {

@@ -23,6 +23,8 @@ function render(inputText: string, fileName: string): string {
     nodes?: unknown;
     serviceCIDRs?: string[];
     createdAt?: Record<string, string>;
+    /** Render the sidecars' resources too (the same for every case, so shown in one). */
+    sidecar?: boolean;
   };
   const parsed = parseNodesFile(stringify({ nodes: input.nodes ?? [] }), fileName);
   const nodes = parsed.nodes.map((node) => (input.createdAt?.[node.name] ? { ...node, createdAt: input.createdAt[node.name] } : node));
@@ -30,7 +32,8 @@ function render(inputText: string, fileName: string): string {
   const errors = [...(parsed.fatal ? [parsed.fatal] : []), ...[...parsed.errors, ...translation.errors].map(formatInputError)];
   if (!translation.ok) return toYaml({ errors });
   const edges = Object.fromEntries([...translation.edges].map(([node, set]) => [node, resourceSetToJson(set)]));
-  return toYaml({ errors, cloud: resourceSetToJson(translation.cloud), edges });
+  const sidecar = input.sidecar ? { sidecar: resourceSetToJson(translation.sidecar) } : {};
+  return toYaml({ errors, cloud: resourceSetToJson(translation.cloud), edges, ...sidecar });
 }
 
 describe('translator golden files', () => {

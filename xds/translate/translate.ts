@@ -10,7 +10,8 @@ import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
 import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
 import { directCluster } from './direct.js';
 import { cloudCluster, hasPodRoutes, localPortClusterOf, podCluster, localRoutes, terminatorCluster, tunnelListener } from './edge.js';
-import { CLOUD, EDGE, localPortCluster } from './names.js';
+import { CLOUD, EDGE, SIDECAR, localPortCluster } from './names.js';
+import { captureListener, connectCluster, sidecarSecrets } from './sidecar.js';
 
 /** Resources of one proxy (or of every cloud proxy): type URL → resource name → packed resource. */
 export type ResourceSet = ReadonlyMap<XdsTypeUrl, ReadonlyMap<string, Any>>;
@@ -19,6 +20,8 @@ export interface Translation {
   readonly ok: true;
   /** Served to every cloud Envoy. */
   readonly cloud: ResourceSet;
+  /** Served to every sidecar. */
+  readonly sidecar: ResourceSet;
   /** Served to each edge Envoy, by node name: per-node resources, so one node's change touches one entry. */
   readonly edges: ReadonlyMap<string, ResourceSet>;
   /** Nodes skipped and why; the others are translated. */
@@ -49,6 +52,14 @@ function cloudSecrets(tls: TlsSettings): Entry[] {
     [XdsType.secret, SECRETS.edgeNodeCa, trustSecret(SECRETS.edgeNodeCa, tls.cloudDir, 'ca.crt')],
     [XdsType.secret, SECRETS.connectClientCa, trustSecret(SECRETS.connectClientCa, tls.cloudDir, 'client-ca.crt')],
   ];
+}
+
+function sidecarResources(settings: Settings): ResourceSet {
+  return resourceSet([
+    ...(settings.tls ? sidecarSecrets(settings).map(([name, any]): Entry => [XdsType.secret, name, any]) : []),
+    [XdsType.cluster, SIDECAR.connectCluster, connectCluster(settings)],
+    [XdsType.listener, SIDECAR.captureListener, captureListener(settings)],
+  ]);
 }
 
 function edgeSecrets(tls: TlsSettings, node: string): Entry[] {
@@ -103,6 +114,7 @@ export function translate(nodes: readonly TunnelNode[], settings: Settings, serv
   return {
     ok: true,
     cloud: cloudResources(admission, settings),
+    sidecar: sidecarResources(settings),
     edges: new Map(admission.edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
     errors: admission.errors,
   };
