@@ -39,6 +39,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 # --- runtime ----------------------------------------------------------------------------------------
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# iptables for the sidecar's capture init container (agent-bootstrap capture; k8s/components/edge-tunnel-sidecar).
+RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # package.json carries "type": "module": the compiled files are ES modules.
 COPY --from=deps /src/package.json ./package.json

@@ -1,10 +1,13 @@
 // `make demo-k8s`: edge-tunnel in front of a real kube-apiserver, in the foreground until Ctrl-C. Two
 // edge Nodes (edge-a, edge-b) are kwok kubelets behind their own edge Envoys at TEST-NET addresses
-// that only the tunnels reach; each runs a pod with logs, exec and port-forward behaviour.
+// that only the tunnels reach; each runs a pod with logs, exec and port-forward behaviour. A monitoring
+// pod runs the real metrics-server beside an edge-tunnel sidecar, so `kubectl top` works for edge nodes.
 
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { freePort } from './harness/index.js';
 import { EdgeCluster } from './kube/edge-cluster.js';
+import { MONITORING, MonitoringPod, sidecarServeArgs } from './kube/monitoring.js';
 import { stopOnSignals } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -16,17 +19,24 @@ async function main(): Promise<void> {
   mkdirSync(DEMO, { recursive: true });
   say('starting etcd, kube-apiserver (egress through edge-tunnel), the xDS server watching Nodes, the cloud Envoy,');
   say('and for edge-a and edge-b: a kwok kubelet behind an edge Envoy …');
+  const certsDir = join(DEMO, 'certs');
+  const connectPort = await freePort();
   const edge = await EdgeCluster.start({
     nodes: [
       { name: 'edge-a', ip: '192.0.2.11', podCIDR: '198.51.100.0/26' },
       { name: 'edge-b', ip: '192.0.2.12', podCIDR: '198.51.100.64/26' },
     ],
-    certsDir: join(DEMO, 'certs'),
+    certsDir,
+    connectPort,
+    serveArgs: sidecarServeArgs(certsDir, connectPort),
+    apiserverIps: [MONITORING.hostIp],
   });
   stopOnSignals(edge, say);
   say('starting a pod on each edge node …');
   await edge.runPod('edge-a', 'app-a');
   await edge.runPod('edge-b', 'app-b');
+  say('starting metrics-server with an edge-tunnel sidecar in a monitoring pod …');
+  await MonitoringPod.start(edge, ['edge-a', 'edge-b'].map((node) => edge.topology.kubeletPort(node)));
   const kubeconfig = join(DEMO, 'kubeconfig');
   copyFileSync(edge.cluster.kubeconfig, kubeconfig);
   const k = `.tools/bin/kubectl --kubeconfig ${relative(process.cwd(), kubeconfig)}`;
@@ -45,6 +55,8 @@ try:
   ${k} port-forward pod/app-b 18080:8080     (then: curl -sk https://127.0.0.1:18080/)
   ${k} get --raw /api/v1/nodes/edge-a/proxy/healthz
   ${k} get --raw /api/v1/namespaces/default/pods/https:app-a:8443/proxy/
+  ${k} top node edge-a                (metrics-server through its sidecar; the first figures take ~20 s)
+  ${k} top pod app-a
   npx tsx xds/cli/main.ts dump --role cloud --admin ${edge.topology.xdsAdminUrl}
 
 Ctrl-C stops everything.`);

@@ -155,7 +155,7 @@ describe('Kubernetes end to end: kubectl through edge-tunnel', { concurrency: fa
     await waitFor('edge-b logs again', async () => (await kubectl('logs', 'app-b').catch(() => ({ stdout: '' }))).stdout.includes('edge-b'), { timeoutMs: 15_000 });
   });
 
-  step('the manifests in k8s/ and its NodePort variant pass a server-side dry run against this API server', async () => {
+  step('the manifests in k8s/, its NodePort variant and the metrics-server example pass a server-side dry run', async () => {
     // A dry run creates nothing, so the namespace the other objects live in must exist for real.
     await kubectl('create', 'namespace', 'edge-tunnel');
     for (const dir of ['k8s', 'k8s/nodeport']) {
@@ -165,6 +165,11 @@ describe('Kubernetes end to end: kubectl through edge-tunnel', { concurrency: fa
     }
     const { stdout: nodePort } = await kubectl('kustomize', join(ROOT, 'k8s/nodeport'));
     assert.equal([...nodePort.matchAll(/type: NodePort/g)].length, 3, 'three public Services as NodePorts');
+    // metrics-server with the sidecar component: the capture and bootstrap init containers, the sidecar.
+    const { stdout: metricsServer } = await kubectl('apply', '--dry-run=server', '-k', join(ROOT, 'k8s/examples/metrics-server'));
+    assert.match(metricsServer, /deployment\.apps\/metrics-server created \(server dry run\)/);
+    const { stdout: rendered } = await kubectl('kustomize', join(ROOT, 'k8s/examples/metrics-server'));
+    for (const container of ['edge-tunnel-capture', 'edge-tunnel-bootstrap', 'edge-tunnel-sidecar']) assert.match(rendered, new RegExp(`name: ${container}\n`), container);
   });
 
   step('every container image is pinned (never :latest) and pulled IfNotPresent', async () => {
