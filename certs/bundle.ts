@@ -22,8 +22,13 @@ export interface BundleRequest {
   readonly cloudNames: readonly string[];
   /** Names the xDS server is reached by. */
   readonly xdsNames: readonly string[];
+  /** Validity of the leaf certificates (default 2 days: short-lived, re-issued for rotation). */
   readonly validDays?: number;
+  /** Validity of the two CAs (default 10 years): a CA outlives every leaf it signs, rotated by rollover, not by calendar. */
+  readonly caDays?: number;
 }
+
+export const DEFAULT_CA_DAYS = 3650;
 
 /** Where each file of a bundle lives. */
 export const bundlePaths = (out: string) => ({
@@ -73,8 +78,9 @@ export function edgeRequest(node: string): LeafRequest {
 export async function writeBundle(request: BundleRequest): Promise<void> {
   const paths = bundlePaths(request.out);
   const days = request.validDays ?? 2;
-  const ca = await createAuthority('edge-tunnel CA', days + 5);
-  const clientCa = await createAuthority('edge-tunnel client CA', days + 5);
+  const caDays = request.caDays ?? DEFAULT_CA_DAYS;
+  const ca = await createAuthority('edge-tunnel CA', caDays);
+  const clientCa = await createAuthority('edge-tunnel client CA', caDays);
   writeAtomically(paths.ca, ca.cert);
   writeAtomically(paths.caKey, ca.key, 0o600);
   writeAtomically(paths.clientCa, clientCa.cert);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bundlePaths, loadBundleAuthority, writeBundle, writeEdgeCertificate } from './bundle.js';
+import { createAuthority, issue } from './issue.js';
 
 describe('certs', () => {
   const out = mkdtempSync(join(tmpdir(), 'edge-tunnel-certs-'));
@@ -25,6 +26,7 @@ describe('certs', () => {
     assert.match(cloud.subjectAltName ?? '', /IP Address:10.0.0.1/);
     assert.ok(read(paths.client).verify(clientCa.publicKey), 'the demo client is signed by the client CA');
     assert.ok(new Date(edge.validTo).getTime() - Date.now() < 3 * 86_400_000, 'leaf certificates are short-lived');
+    assert.ok(new Date(ca.validTo).getTime() - Date.now() > 9 * 365 * 86_400_000, 'CAs are long-lived (10 years by default)');
     assert.equal(readFileSync(join(paths.edgeDir('node-a'), 'ca.crt'), 'utf8'), readFileSync(paths.ca, 'utf8'));
   });
 
@@ -35,6 +37,12 @@ describe('certs', () => {
     const after = read(path);
     assert.notEqual(after.serialNumber, before);
     assert.ok(after.verify(read(bundlePaths(out).ca).publicKey));
+  });
+
+  it('never issues a leaf that outlives its CA', async () => {
+    const shortCa = await createAuthority('short-lived CA', 1);
+    const leaf = new X509Certificate((await issue(shortCa, { commonName: 'leaf', usage: 'client' }, 30)).cert);
+    assert.equal(new Date(leaf.validTo).getTime(), new Date(new X509Certificate(shortCa.cert).validTo).getTime());
   });
 
   it('keeps the common name within 64 characters for the longest node names', async () => {

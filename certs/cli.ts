@@ -15,7 +15,9 @@ const HELP = `usage: certs <command> [flags]
              --cloud-names LIST    names and IPs the cloud Envoy is reached by (edges check them)
                                    (default cloud.edge-tunnel,127.0.0.1)
              --xds-names LIST      names and IPs of the xDS server (default 127.0.0.1)
-             --days N              validity of leaf certificates (default 2; CAs get 5 more)
+             --days N              validity of leaf certificates (default 2)
+             --ca-days N           validity of the two CAs (default 3650: rotate them by rollover,
+                                   not by calendar; a leaf never outlives its CA)
   node     issue or re-issue (rotate) one edge node's certificate with the bundle's CA
              --dir DIR --node NAME [--days N]
   client   issue a CONNECT client certificate (kube-apiserver, Prometheus) with the client CA
@@ -56,6 +58,7 @@ async function main(argv: string[]): Promise<void> {
       'cloud-names': { type: 'string' },
       'xds-names': { type: 'string' },
       days: { type: 'string' },
+      'ca-days': { type: 'string' },
     },
   });
   switch (command) {
@@ -69,6 +72,7 @@ async function main(argv: string[]): Promise<void> {
         cloudNames: list(values['cloud-names'], ['cloud.edge-tunnel', '127.0.0.1']),
         xdsNames: list(values['xds-names'], ['127.0.0.1']),
         validDays: days(values.days),
+        caDays: values['ca-days'] === undefined ? undefined : days(values['ca-days']),
       });
       process.stderr.write('done\n');
       return;

@@ -91,7 +91,8 @@ export async function issue(ca: Authority, request: LeafRequest, validDays = 2):
     subject: `CN=${request.commonName}`,
     issuer: ca.certificate.subject,
     notBefore: request.notBefore ?? new Date(now - 5 * 60_000),
-    notAfter: request.notAfter ?? new Date(now + validDays * DAY_MS),
+    // A leaf never outlives its CA: past the CA's end it would be refused anyway, silently.
+    notAfter: new Date(Math.min((request.notAfter ?? new Date(now + validDays * DAY_MS)).getTime(), ca.certificate.notAfter.getTime())),
     publicKey: keys.publicKey,
     signingKey: ca.keys.privateKey,
     signingAlgorithm: ALGORITHM,
