@@ -4,7 +4,11 @@
 // pod ports only, cloud destinations only inside the cluster's ranges, nothing else.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
 import { freePort, httpsThroughTunnel, startStandInKubelet, type StandInKubelet } from './harness/index.js';
 import { Topology, stepsWithLogs } from './topology.js';
 
@@ -70,5 +74,35 @@ describe('pod CIDR and direct routes through real Envoys', { concurrency: false 
   step('a Service ClusterIP is dialed directly on any port; an address outside the Service CIDR is not', async () => {
     assert.deepEqual(await get(`${SERVICE_IP}:${service.port}`), { status: 200, body: 'kubelet a-service\n' });
     assert.equal((await get(`127.0.105.9:${service.port}`)).status, 404, 'outside the Service CIDR');
+  });
+
+  step('xds route says what the cloud Envoy does, for every kind of destination', async () => {
+    // The admin endpoint the command reads, for every target; the command itself for two (its exit status).
+    const explain = async (target: string): Promise<{ verdict: string; node?: string; reason?: string }> =>
+      parse(await (await fetch(`${topology.xdsAdminUrl}/route?target=${encodeURIComponent(target)}`)).text()) as { verdict: string; node?: string; reason?: string };
+    const run = promisify(execFile);
+    const routeCommand = async (target: string): Promise<number> => {
+      const args = ['--import', 'tsx', join(import.meta.dirname, '..', 'xds', 'cli', 'main.ts'), 'route', target, '--admin', topology.xdsAdminUrl];
+      return run(process.execPath, args).then(() => 0, (e: { code?: number }) => e.code ?? -1);
+    };
+    const targets = [
+      `node-a:${topology.kubeletPort('node-a')}`,
+      `${POD_IP}:${podPort}`,
+      `${POD_IP}:${topology.kubeletPort('node-a')}`,
+      `cloud-1:${cloudNode.port}`,
+      `${SERVICE_IP}:${service.port}`,
+      `127.0.105.9:${service.port}`,
+      `node-a:${topology.connectPort}`,
+    ];
+    for (const target of targets) {
+      const explained = await explain(target);
+      const actual = (await get(target)).status;
+      // Envoy's answer and the explanation agree: routed ones answer 200, refused ones 404 at once.
+      assert.equal(actual === 200, explained.verdict !== 'refused', `${target}: Envoy answered ${actual}, xds route said ${JSON.stringify(explained)}`);
+    }
+    assert.equal((await explain(`node-a:${topology.kubeletPort('node-a')}`)).node, 'node-a');
+    assert.match((await explain(`node-a:${topology.connectPort}`)).reason ?? '', /is not allowed on edge node node-a/);
+    assert.equal(await routeCommand(`node-a:${topology.kubeletPort('node-a')}`), 0, 'routed: exit 0');
+    assert.equal(await routeCommand(`node-a:${topology.connectPort}`), 3, 'refused: exit 3');
   });
 });

@@ -126,6 +126,24 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
     assert.equal(again.stdout, stdout, 'two dumps of an unchanged server are identical');
   });
 
+  step('xds dump narrows for an audit: one node\'s cloud routes, a type, the golden shape; an unknown node is an error', async () => {
+    const dump = async (query: string): Promise<{ status: number; body: string }> => {
+      const response = await fetch(`${topology.xdsAdminUrl}/dump?${query}`);
+      return { status: response.status, body: await response.text() };
+    };
+    // Only the routes that reach node-a, and only the route configuration.
+    const own = parse((await dump('role=cloud&node=node-a&type=RouteConfiguration')).body) as { resources: Record<string, { items: { resource: { virtualHosts: { name: string }[] } }[] }> };
+    assert.deepEqual(Object.keys(own.resources), ['RouteConfiguration']);
+    assert.deepEqual(own.resources.RouteConfiguration.items[0].resource.virtualHosts.map((h) => h.name), ['node_node-a']);
+    // The golden files' shape: {Type: [resource]}.
+    const golden = parse((await dump('role=edge&node=node-a&format=resources&type=Listener')).body) as Record<string, { name: string }[]>;
+    assert.deepEqual(Object.keys(golden), ['Listener']);
+    assert.deepEqual(golden.Listener.map((l) => l.name), ['reverse_tunnel']);
+    const unknown = await dump('role=edge&node=no-such-node');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body, /no edge node "no-such-node" is served/);
+  });
+
   step('while the xDS server is down the Envoys keep serving; after its restart they resync', async () => {
     await topology.stopXds();
     for (const node of ['node-a', 'node-b', 'node-c']) assert.equal(await topology.reach(node), `kubelet ${node}\n`);

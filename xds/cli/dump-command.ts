@@ -2,12 +2,20 @@
 
 import { parseArgs } from 'node:util';
 import { UsageError } from './args.js';
+import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
 
 export const DUMP_HELP = `xds dump: what the xDS server holds for one proxy, and what that proxy acknowledged
 
   --role cloud|edge        which proxy (required)
-  --node NAME              the edge node (required with --role edge)
-  --admin URL              the server's admin endpoint (default http://127.0.0.1:18001)
+  --node NAME              the edge node (required with --role edge; with --role cloud: only the
+                           cloud routes that reach that node); an unknown node is an error
+  --type TYPE              only Cluster, Listener, RouteConfiguration or Secret resources
+  --name NAME              only the resource of this name
+  --format full|resources  full (default): resources with versions, each connected stream's
+                           sent/ACKed/NACKed state and the refused node input; resources: only
+                           {Type: [resource]}, the shape of the translator's golden files
+Secrets show file paths only; inline key material would be redacted.
+  --admin URL              the server's admin endpoint (default ${DEFAULT_ADMIN})
 `;
 
 export async function dumpCommand(argv: string[]): Promise<void> {
@@ -16,18 +24,17 @@ export async function dumpCommand(argv: string[]): Promise<void> {
     options: {
       role: { type: 'string' },
       node: { type: 'string' },
-      admin: { type: 'string', default: 'http://127.0.0.1:18001' },
+      type: { type: 'string' },
+      name: { type: 'string' },
+      format: { type: 'string', default: 'full' },
+      admin: { type: 'string', default: DEFAULT_ADMIN },
     },
   });
   if (values.role !== 'cloud' && values.role !== 'edge') throw new UsageError('--role must be cloud or edge');
   if (values.role === 'edge' && !values.node) throw new UsageError('--role edge needs --node NAME');
-  const url = new URL('/dump', values.admin);
-  url.searchParams.set('role', values.role);
-  if (values.node) url.searchParams.set('node', values.node);
-  const response = await fetch(url).catch((error: unknown) => {
-    throw new Error(`cannot reach the xDS server's admin endpoint at ${values.admin}: ${String(error)}`);
-  });
-  const body = await response.text();
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}: ${body.trim()}`);
-  process.stdout.write(body);
+  if (values.format !== 'full' && values.format !== 'resources') throw new UsageError('--format must be full or resources');
+  const types = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'];
+  if (values.type !== undefined && !types.includes(values.type)) throw new UsageError(`--type must be one of ${types.join(', ')}`);
+  const query = { role: values.role, node: values.node, type: values.type, name: values.name, format: values.format };
+  process.stdout.write(await getFromAdmin(values.admin, '/dump', query));
 }

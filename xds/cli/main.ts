@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The `xds` command: serve the control plane, or audit it with dump.
+// The `xds` command: serve the control plane, or audit it with dump and route.
 
 import { DUMP_HELP, dumpCommand } from './dump-command.js';
+import { ROUTE_HELP, routeCommand } from './route-command.js';
 import { SERVE_HELP, serveCommand } from './serve-command.js';
 import { UsageError } from './args.js';
 
@@ -10,13 +11,16 @@ const USAGE = `usage: xds <command> [flags]
 commands:
   serve   run the control plane
   dump    print what the server holds for a proxy and what it acknowledged
+  route   say where a CONNECT to HOST:PORT goes, or why it is refused
 
 xds <command> --help shows a command's flags. Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
 
-const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
+/** A command may resolve to its exit status; anything else means 0. */
+const commands: Record<string, { run: (argv: string[]) => Promise<unknown>; help: string }> = {
   serve: { run: serveCommand, help: SERVE_HELP },
   dump: { run: dumpCommand, help: DUMP_HELP },
+  route: { run: routeCommand, help: ROUTE_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -31,8 +35,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await command.run(rest);
-    return 0;
+    const status = await command.run(rest);
+    return typeof status === 'number' ? status : 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`xds ${name}: ${message}\n`);

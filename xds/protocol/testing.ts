@@ -118,7 +118,8 @@ export function resourceSet(entries: Partial<Record<XdsTypeUrl, readonly Any[]>>
 }
 
 export function translation(cloud: ResourceSet, edges: Record<string, ResourceSet> = {}): Translation {
-  return { ok: true, cloud, sidecar: new Map(), edges: new Map(Object.entries(edges)), errors: [] };
+  const admission = { edgeNodes: [], cloudNodes: [], cloudRanges: [], errors: [] };
+  return { ok: true, cloud, sidecar: new Map(), edges: new Map(Object.entries(edges)), errors: [], admission };
 }
 
 /** The name of a packed resource of one of the served types (`cluster_name` for an endpoint). */

@@ -6,7 +6,9 @@ import type { Registry } from 'prom-client';
 import { toYaml } from '../../envoy/render.js';
 import type { Ledger } from '../cache/ledger.js';
 import { CLOUD_KEY, edgeKey, type ResourceWatcher } from '../cache/snapshot-cache.js';
-import { dumpProxy } from './dump.js';
+import type { RouteExplanation } from '../translate/explain.js';
+import type { Json } from '../../envoy/render.js';
+import { dumpProxy, resourcesOnly } from './dump.js';
 
 export interface AdminDeps {
   readonly cache: ResourceWatcher & { keys(): string[] };
@@ -16,6 +18,8 @@ export interface AdminDeps {
   readonly notReady: () => string | undefined;
   /** Node input left out of the last translation, as "path: reason" lines. */
   readonly refusedInput: () => readonly string[];
+  /** Where a CONNECT to HOST:PORT goes with the published configuration (`xds route`). */
+  readonly explain: (target: string) => RouteExplanation;
 }
 
 export function adminServer(deps: AdminDeps): Server {
@@ -37,17 +41,26 @@ export function adminServer(deps: AdminDeps): Server {
         return reply(200, toYaml({ keys: deps.cache.keys(), streams: deps.ledger.all().map((e) => ({ key: e.key, proxy: e.proxyId, stream: e.streamId })) }), 'application/yaml');
       case '/dump': {
         const role = url.searchParams.get('role');
-        const node = url.searchParams.get('node');
+        const node = url.searchParams.get('node') ?? undefined;
+        const filter = { type: url.searchParams.get('type') ?? undefined, name: url.searchParams.get('name') ?? undefined };
+        const show = (dump: Json): void => reply(200, toYaml(url.searchParams.get('format') === 'resources' ? resourcesOnly(dump) : dump), 'application/yaml');
         // The refused input explains routes that are missing, for the cloud and for the node it concerns.
         const refused = (prefix?: string): string[] => deps.refusedInput().filter((line) => prefix === undefined || line.startsWith(prefix));
-        if (role === 'cloud') return reply(200, toYaml(dumpProxy(CLOUD_KEY, deps.cache, deps.ledger, refused())), 'application/yaml');
-        if (role === 'edge' && node) {
-          return reply(200, toYaml(dumpProxy(edgeKey(node), deps.cache, deps.ledger, refused(`${node}.`))), 'application/yaml');
+        // A node the server serves no configuration is an error, never an empty dump that looks like one.
+        if (node !== undefined && !deps.cache.keys().includes(edgeKey(node))) {
+          return reply(404, `no edge node "${node}" is served (xds route, and refusedInput in the cloud dump, say why a node is missing)\n`);
         }
-        return reply(400, 'usage: /dump?role=cloud or /dump?role=edge&node=<node name>\n');
+        if (role === 'cloud') return show(dumpProxy(CLOUD_KEY, deps.cache, deps.ledger, refused(node && `${node}.`), { ...filter, node }));
+        if (role === 'edge' && node) return show(dumpProxy(edgeKey(node), deps.cache, deps.ledger, refused(`${node}.`), filter));
+        return reply(400, 'usage: /dump?role=cloud[&node=<edge node>] or /dump?role=edge&node=<node name>, optional &type=<Cluster|Listener|RouteConfiguration|Secret>&name=<resource>&format=resources\n');
+      }
+      case '/route': {
+        const target = url.searchParams.get('target');
+        if (!target) return reply(400, 'usage: /route?target=HOST:PORT\n');
+        return reply(200, toYaml({ target, ...deps.explain(target) }), 'application/yaml');
       }
       default:
-        return reply(404, 'endpoints: /healthz /metrics /proxies /dump\n');
+        return reply(404, 'endpoints: /healthz /metrics /proxies /dump /route\n');
     }
   });
 }

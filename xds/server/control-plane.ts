@@ -7,6 +7,8 @@ import { formatInputError, type TunnelNode } from '../model/node.js';
 import type { Settings } from '../model/settings.js';
 import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { ProxyIdentity } from '../protocol/identity.js';
+import type { Admission } from '../translate/admission.js';
+import { explainRoute, type RouteExplanation } from '../translate/explain.js';
 import { translate } from '../translate/translate.js';
 
 export interface ControlPlaneMetrics {
@@ -31,6 +33,7 @@ export class ControlPlane {
   private nodes: readonly TunnelNode[] | undefined;
   private serviceCIDRs: readonly string[] = [];
   private refused: readonly string[] = [];
+  private admission: Admission | undefined;
 
   constructor(
     private readonly cache: SnapshotCache,
@@ -73,6 +76,12 @@ export class ControlPlane {
     return this.refused;
   }
 
+  /** Where a CONNECT to `target` (HOST:PORT) goes with the configuration last published, or why it is refused. */
+  explain(target: string): RouteExplanation {
+    if (!this.admission) return { verdict: 'refused', reason: 'nothing published yet' };
+    return explainRoute(this.admission, this.settings, target);
+  }
+
   private publish(nodes: readonly TunnelNode[]): boolean {
     const translation = translate(nodes, this.settings, this.serviceCIDRs);
     if (!translation.ok) {
@@ -89,6 +98,7 @@ export class ControlPlane {
     this.metrics.nodes.set({ role: 'cloud' }, nodes.filter((n) => n.role === 'cloud').length);
     this.metrics.refusedInput.set(translation.errors.length);
     this.refused = translation.errors.map(formatInputError);
+    this.admission = translation.admission;
     this.logger.info({ generation: this.generation, edges, changedProxies: changed.size }, 'configuration published');
     return true;
   }

@@ -5,9 +5,13 @@ import { anyToJson, type Json } from '../../envoy/render.js';
 import { ADS_ORDER, shortTypeName } from '../../envoy/xds-types.js';
 import type { Ledger } from '../cache/ledger.js';
 import type { ProxyKey, ResourceWatcher } from '../cache/snapshot-cache.js';
+import { filterResources, type DumpFilter } from './dump-filter.js';
 
-/** `refusedInput`: node input the translation left out that concerns this proxy, with the reasons. */
-export function dumpProxy(key: ProxyKey, cache: ResourceWatcher, ledger: Ledger, refusedInput: readonly string[] = []): Json {
+/**
+ * `refusedInput`: node input the translation left out that concerns this proxy, with the reasons.
+ * `filter` narrows the resources (type, name, one node's cloud routes); secrets are always redacted.
+ */
+export function dumpProxy(key: ProxyKey, cache: ResourceWatcher, ledger: Ledger, refusedInput: readonly string[] = [], filter: DumpFilter = {}): Json {
   const resources: { [type: string]: Json } = {};
   for (const type of ADS_ORDER) {
     const snapshot = cache.current(key, type);
@@ -34,5 +38,14 @@ export function dumpProxy(key: ProxyKey, cache: ResourceWatcher, ledger: Ledger,
       ),
     }),
   );
-  return { key, resources, streams, refusedInput: [...refusedInput] };
+  return { key, resources: filterResources(resources, filter), streams, refusedInput: [...refusedInput] };
+}
+
+/**
+ * Only the resources, as {Type: [resource, …]}: the shape of a proxy's part of the translator's golden
+ * files (`cloud:` or `edges.<node>:`), so a dump diffs against a golden file as well as another dump.
+ */
+export function resourcesOnly(dump: Json): Json {
+  const resources = (dump as { resources?: Record<string, { items?: { resource: Json }[] }> }).resources ?? {};
+  return Object.fromEntries(Object.entries(resources).map(([type, entry]) => [type, (entry.items ?? []).map((item) => item.resource)]));
 }

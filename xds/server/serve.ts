@@ -77,7 +77,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   // stays current. A failing ServiceCIDR watch does not count: --service-cidrs covers it, and clusters
   // without that API would never be ready (it shows in xds_kubernetes_watch_up{resource="servicecidrs"}).
   const notReady = (): string | undefined => (ready ? options.source.problem() : 'no node list published yet');
-  const admin = adminServer({ cache, ledger, registry, notReady, refusedInput: () => controlPlane.refusedInput() });
+  const admin = adminServer({ cache, ledger, registry, notReady, refusedInput: () => controlPlane.refusedInput(), explain: (target) => controlPlane.explain(target) });
   admin.listen(options.adminPort, options.adminHost);
   await once(admin, 'listening');
   const adminPort = (admin.address() as AddressInfo).port;

@@ -26,6 +26,8 @@ export interface Translation {
   readonly edges: ReadonlyMap<string, ResourceSet>;
   /** Nodes skipped and why; the others are translated. */
   readonly errors: readonly InputError[];
+  /** Who owns what, as routed (for `xds route`). */
+  readonly admission: Admission;
 }
 
 /** Settings that cannot be served: nothing is translated. */
@@ -117,5 +119,6 @@ export function translate(nodes: readonly TunnelNode[], settings: Settings, serv
     sidecar: sidecarResources(settings),
     edges: new Map(admission.edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
     errors: admission.errors,
+    admission,
   };
 }
