@@ -144,6 +144,33 @@ describe('edge-tunnel on loopback (xDS server, cloud Envoy with 2 workers, edge 
     assert.match(unknown.body, /no edge node "no-such-node" is served/);
   });
 
+  step('xds status lists every connected proxy, and flags an edge node whose proxy is gone (exit 3)', async () => {
+    const run = promisify(execFile);
+    const status = async (): Promise<{ code: number; out: { proxies: { role: string; proxy: string; envoyVersion?: string; health: string }[]; problems: { kind: string; where: string }[] } }> => {
+      const args = ['--import', 'tsx', 'xds/cli/main.ts', 'status', '-o', 'json', '--admin', topology.xdsAdminUrl];
+      const { code, stdout } = await run(process.execPath, args, { cwd: ROOT }).then(
+        (r) => ({ code: 0, stdout: r.stdout }),
+        (e: { code?: number; stdout?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '' }),
+      );
+      return { code, out: JSON.parse(stdout) as Awaited<ReturnType<typeof status>>['out'] };
+    };
+    const healthy = await status();
+    assert.equal(healthy.code, 0, JSON.stringify(healthy.out.problems));
+    assert.deepEqual(healthy.out.proxies.map((p) => `${p.role}/${p.proxy}`), ['cloud/cloud-1', 'edge/node-a', 'edge/node-b', 'edge/node-c']);
+    assert.ok(healthy.out.proxies.every((p) => p.envoyVersion === '1.40.0' && p.health === 'ok'));
+    await topology.stopEdge('node-b');
+    try {
+      const missing = await waitFor('node-b flagged', async () => {
+        const result = await status();
+        return result.code === 3 ? result : undefined;
+      }, { timeoutMs: 10_000 });
+      assert.deepEqual(missing.out.problems.map((p) => [p.kind, p.where]), [['missing', 'node-b']]);
+    } finally {
+      await topology.startEdge('node-b');
+    }
+    await waitFor('node-b back', async () => (await status()).code === 0, { timeoutMs: 10_000 });
+  });
+
   step('while the xDS server is down the Envoys keep serving; after its restart they resync', async () => {
     await topology.stopXds();
     for (const node of ['node-a', 'node-b', 'node-c']) assert.equal(await topology.reach(node), `kubelet ${node}\n`);

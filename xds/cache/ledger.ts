@@ -12,6 +12,8 @@ export interface TypeLedger {
   subscribed: string[];
   sentVersion?: string;
   sentNonce?: string;
+  /** When the last response went out (ISO time): a send not ACKed for long is a stale proxy. */
+  sentAt?: string;
   ackedVersion?: string;
   nack?: { version: string; nonce: string; detail: string; at: string };
 }
@@ -20,6 +22,10 @@ export interface ProxyEntry {
   readonly streamId: number;
   readonly proxyId: string;
   readonly key: ProxyKey;
+  /** cloud, edge or sidecar. */
+  readonly role: string;
+  /** The Envoy release the proxy reported (node.user_agent_build_version), if it did. */
+  readonly envoyVersion?: string;
   readonly connectedAt: string;
   readonly types: Map<XdsTypeUrl, TypeLedger>;
 }
@@ -27,8 +33,8 @@ export interface ProxyEntry {
 export class Ledger {
   private readonly entries = new Map<number, ProxyEntry>();
 
-  open(streamId: number, proxyId: string, key: ProxyKey, now: Date): ProxyEntry {
-    const entry: ProxyEntry = { streamId, proxyId, key, connectedAt: now.toISOString(), types: new Map() };
+  open(streamId: number, proxy: { id: string; key: ProxyKey; role: string; envoyVersion?: string }, now: Date): ProxyEntry {
+    const entry: ProxyEntry = { streamId, proxyId: proxy.id, key: proxy.key, role: proxy.role, envoyVersion: proxy.envoyVersion, connectedAt: now.toISOString(), types: new Map() };
     this.entries.set(streamId, entry);
     return entry;
   }

@@ -4,6 +4,7 @@
 import { DUMP_HELP, dumpCommand } from './dump-command.js';
 import { ROUTE_HELP, routeCommand } from './route-command.js';
 import { SERVE_HELP, serveCommand } from './serve-command.js';
+import { STATUS_HELP, statusCommand } from './status-command.js';
 import { UsageError } from './args.js';
 
 const USAGE = `usage: xds <command> [flags]
@@ -12,6 +13,7 @@ commands:
   serve   run the control plane
   dump    print what the server holds for a proxy and what it acknowledged
   route   say where a CONNECT to HOST:PORT goes, or why it is refused
+  status  every connected proxy of every replica, and what is wrong (exit 3 if anything)
 
 xds <command> --help shows a command's flags. Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
@@ -21,6 +23,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<unknown>; help
   serve: { run: serveCommand, help: SERVE_HELP },
   dump: { run: dumpCommand, help: DUMP_HELP },
   route: { run: routeCommand, help: ROUTE_HELP },
+  status: { run: statusCommand, help: STATUS_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -16,7 +16,7 @@ Prints the verdict (tunnel to a node, direct dial, refused) and why, as YAML. Ex
 destination is routed, 3 when it is refused.
 `;
 
-/** The exit status for a refused destination, apart from 1 (the command failed) and 2 (usage). */
+/** The exit status for a refused destination or a problem found (xds status), apart from 1 (the command failed) and 2 (usage). */
 export const REFUSED_EXIT = 3;
 
 export async function routeCommand(argv: string[]): Promise<number> {

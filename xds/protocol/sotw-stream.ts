@@ -107,7 +107,7 @@ export class SotwStream {
       return false;
     }
     this.identity = result.identity;
-    this.entry = this.deps.ledger.open(this.id, this.identity.id, this.identity.key, this.now());
+    this.entry = this.deps.ledger.open(this.id, { ...this.identity, envoyVersion: envoyVersionOf(request) }, this.now());
     this.unwatch = this.deps.watcher.watch(this.identity.key, (types) => this.onChange(types));
     this.deps.metrics.streams.inc({ role: this.identity.role });
     this.deps.logger.info({ stream: this.id, role: this.identity.role, proxy: this.identity.id }, 'proxy connected');
@@ -187,6 +187,7 @@ export class SotwStream {
     const nonce = String(++this.nonce);
     state.ledger.sentVersion = version;
     state.ledger.sentNonce = nonce;
+    state.ledger.sentAt = this.now().toISOString();
     state.ledger.status = 'REQUESTED';
     // Once other content goes out, the rejected version is history: it may be sent again if it returns.
     if (version !== state.parkedVersion) state.parkedVersion = undefined;
@@ -198,4 +199,10 @@ export class SotwStream {
   private now(): Date {
     return (this.deps.now ?? (() => new Date()))();
   }
+}
+
+/** "1.40.0" from the node's user_agent_build_version, which Envoy sends on a stream's first request. */
+function envoyVersionOf(request: DiscoveryRequest): string | undefined {
+  const version = request.node?.userAgentBuildVersion?.version;
+  return version ? `${version.majorNumber}.${version.minorNumber}.${version.patch}` : request.node?.userAgentVersion || undefined;
 }

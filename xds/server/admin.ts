@@ -9,6 +9,7 @@ import { CLOUD_KEY, edgeKey, type ResourceWatcher } from '../cache/snapshot-cach
 import type { RouteExplanation } from '../translate/explain.js';
 import type { Json } from '../../envoy/render.js';
 import { dumpProxy, resourcesOnly } from './dump.js';
+import { replicaStatus } from './status.js';
 
 export interface AdminDeps {
   readonly cache: ResourceWatcher & { keys(): string[] };
@@ -20,6 +21,8 @@ export interface AdminDeps {
   readonly refusedInput: () => readonly string[];
   /** Where a CONNECT to HOST:PORT goes with the published configuration (`xds route`). */
   readonly explain: (target: string) => RouteExplanation;
+  /** This replica's name in `xds status` (the pod name in a cluster). */
+  readonly replicaId: string;
 }
 
 export function adminServer(deps: AdminDeps): Server {
@@ -54,13 +57,15 @@ export function adminServer(deps: AdminDeps): Server {
         if (role === 'edge' && node) return show(dumpProxy(edgeKey(node), deps.cache, deps.ledger, refused(`${node}.`), filter));
         return reply(400, 'usage: /dump?role=cloud[&node=<edge node>] or /dump?role=edge&node=<node name>, optional &type=<Cluster|Listener|RouteConfiguration|Secret>&name=<resource>&format=resources\n');
       }
+      case '/status':
+        return reply(200, JSON.stringify(replicaStatus(deps.replicaId, deps.ledger, deps.cache.keys())), 'application/json');
       case '/route': {
         const target = url.searchParams.get('target');
         if (!target) return reply(400, 'usage: /route?target=HOST:PORT\n');
         return reply(200, toYaml({ target, ...deps.explain(target) }), 'application/yaml');
       }
       default:
-        return reply(404, 'endpoints: /healthz /metrics /proxies /dump /route\n');
+        return reply(404, 'endpoints: /healthz /metrics /proxies /dump /route /status\n');
     }
   });
 }

@@ -3,6 +3,7 @@
 
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -30,6 +31,8 @@ export interface ServeOptions {
   readonly tlsDir: string | undefined;
   /** Metrics registry shared with the source (a new one when omitted). */
   readonly registry?: Registry;
+  /** This replica's name in `xds status` (default: the host name, which is the pod name in a cluster). */
+  readonly replicaId?: string;
 }
 
 /** How long the first ServiceCIDR list may delay the start. */
@@ -77,7 +80,15 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   // stays current. A failing ServiceCIDR watch does not count: --service-cidrs covers it, and clusters
   // without that API would never be ready (it shows in xds_kubernetes_watch_up{resource="servicecidrs"}).
   const notReady = (): string | undefined => (ready ? options.source.problem() : 'no node list published yet');
-  const admin = adminServer({ cache, ledger, registry, notReady, refusedInput: () => controlPlane.refusedInput(), explain: (target) => controlPlane.explain(target) });
+  const admin = adminServer({
+    cache,
+    ledger,
+    registry,
+    notReady,
+    refusedInput: () => controlPlane.refusedInput(),
+    explain: (target) => controlPlane.explain(target),
+    replicaId: options.replicaId ?? hostname(),
+  });
   admin.listen(options.adminPort, options.adminHost);
   await once(admin, 'listening');
   const adminPort = (admin.address() as AddressInfo).port;

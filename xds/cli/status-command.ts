@@ -1,0 +1,64 @@
+// `xds status`: every proxy connected to any of the given replicas, with what it was sent, what it
+// ACKed and its last NACK; stale and NACKing proxies and edge nodes without a connected proxy flagged.
+// Exit status 3 when anything is wrong, so it can gate a rollout.
+
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { fleetStatus, type FleetStatus, type ReplicaStatus } from '../server/status.js';
+import { UsageError, positiveInt } from './args.js';
+import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
+import { REFUSED_EXIT } from './route-command.js';
+
+export const STATUS_HELP = `xds status: every proxy connected to the xDS server's replicas, and what is wrong
+
+  --admin URL[,URL…]       each replica's admin endpoint (default ${DEFAULT_ADMIN}); in a cluster,
+                           one kubectl port-forward per replica pod
+  -o, --output FORMAT      table (default), json or yaml
+  --stale-after SECONDS    a response not ACKed for this long is stale (default 15)
+
+Per proxy: replica, role, proxy, Envoy version and, per type, ACKED/REQUESTED/NACKED with the version
+ACKed. Below the table, every problem: a NACK with Envoy's error, a stale type, an edge node that is
+served but has no edge proxy connected to any replica. Exit status 0 when there is none, 3 when there
+is any, 1 when a replica cannot be reached.
+`;
+
+const TYPES = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'] as const;
+const SHORT: Record<(typeof TYPES)[number], string> = { Cluster: 'CDS', Listener: 'LDS', RouteConfiguration: 'RDS', Secret: 'SDS' };
+
+function table(status: FleetStatus): string {
+  const header = ['REPLICA', 'ROLE', 'PROXY', 'ENVOY', ...TYPES.map((t) => SHORT[t]), 'HEALTH'];
+  const rows = status.proxies.map((p) => [
+    p.replica,
+    p.role,
+    p.proxy,
+    p.envoyVersion ?? '-',
+    ...TYPES.map((t) => {
+      const ledger = p.types[t];
+      return ledger ? `${ledger.status}${ledger.ackedVersion ? ` ${ledger.ackedVersion.slice(0, 8)}` : ''}` : '-';
+    }),
+    p.health,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const problems = status.problems.map((p) => `${p.kind.toUpperCase().padEnd(8)} ${p.where}: ${p.detail}`);
+  return [line(header), ...rows.map(line), '', problems.length === 0 ? 'no problems' : problems.join('\n'), ''].join('\n');
+}
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      admin: { type: 'string', default: DEFAULT_ADMIN },
+      output: { type: 'string', short: 'o', default: 'table' },
+      'stale-after': { type: 'string', default: '15' },
+    },
+  });
+  if (!['table', 'json', 'yaml'].includes(values.output)) throw new UsageError('-o must be table, json or yaml');
+  const staleAfterMs = positiveInt('stale-after', values['stale-after']) * 1000;
+  const admins = values.admin.split(',').map((a) => a.trim()).filter(Boolean);
+  const replicas = await Promise.all(admins.map(async (admin) => JSON.parse(await getFromAdmin(admin, '/status')) as ReplicaStatus));
+  const status = fleetStatus(replicas, new Date(), staleAfterMs);
+  const out = values.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : values.output === 'yaml' ? stringify(status) : table(status);
+  process.stdout.write(out);
+  return status.problems.length > 0 ? REFUSED_EXIT : 0;
+}
