@@ -114,6 +114,7 @@ export class Topology {
   private readonly clouds = new Map<number, EnvoyInstance>();
   private readonly replicaNetworks = new Map<number, PodNetwork>();
   private nextBaseId = 1000 + Math.floor(Math.random() * 60_000);
+  private extraServeArgs: readonly string[] = [];
   private ports!: { xds: number; xdsAdmin: number; tunnel: number; connect: number; cloudAdmin: number };
 
   readonly certs: string;
@@ -339,12 +340,20 @@ export class Topology {
         '--edge-connect-termination', this.edgeConnectTermination,
         '--terminator-socket', this.terminatorSocket,
         ...(this.options.serveArgs ?? []),
+        ...this.extraServeArgs,
       ],
       cwd: ROOT,
     });
     await waitFor('xDS server healthy', async () => (await fetch(`${this.xdsAdminUrl}/healthz`).catch(() => undefined))?.ok, {
       timeoutMs: 20_000,
     });
+  }
+
+  /** Restarts the xDS server with `serveArgs` added to the topology's own (a setting under test). */
+  async restartXds(serveArgs: readonly string[] = []): Promise<void> {
+    await this.stopXds();
+    this.extraServeArgs = serveArgs;
+    await this.startXds();
   }
 
   async stopXds(): Promise<void> {

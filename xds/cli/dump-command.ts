@@ -6,7 +6,7 @@ import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
 
 export const DUMP_HELP = `xds dump: what the xDS server holds for one proxy, and what that proxy acknowledged
 
-  --role cloud|edge        which proxy (required)
+  --role cloud|edge|sidecar which proxy (required)
   --node NAME              the edge node (required with --role edge; with --role cloud: only the
                            cloud routes that reach that node); an unknown node is an error
   --type TYPE              only Cluster, Listener, RouteConfiguration or Secret resources
@@ -30,7 +30,7 @@ export async function dumpCommand(argv: string[]): Promise<void> {
       admin: { type: 'string', default: DEFAULT_ADMIN },
     },
   });
-  if (values.role !== 'cloud' && values.role !== 'edge') throw new UsageError('--role must be cloud or edge');
+  if (values.role !== 'cloud' && values.role !== 'edge' && values.role !== 'sidecar') throw new UsageError('--role must be cloud, edge or sidecar');
   if (values.role === 'edge' && !values.node) throw new UsageError('--role edge needs --node NAME');
   if (values.format !== 'full' && values.format !== 'resources') throw new UsageError('--format must be full or resources');
   const types = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'];

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `xds` command: serve the control plane, or audit it with dump and route.
 
+import { DIFF_HELP, diffCommand } from './diff-command.js';
 import { DUMP_HELP, dumpCommand } from './dump-command.js';
 import { ROUTE_HELP, routeCommand } from './route-command.js';
 import { SERVE_HELP, serveCommand } from './serve-command.js';
@@ -14,6 +15,7 @@ commands:
   dump    print what the server holds for a proxy and what it acknowledged
   route   say where a CONNECT to HOST:PORT goes, or why it is refused
   status  every connected proxy of every replica, and what is wrong (exit 3 if anything)
+  diff    compare what the server intends for a proxy with what that Envoy runs (exit 3 if not)
 
 xds <command> --help shows a command's flags. Exit codes: 0 ok, 1 failure, 2 usage error.
 `;
@@ -24,6 +26,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<unknown>; help
   dump: { run: dumpCommand, help: DUMP_HELP },
   route: { run: routeCommand, help: ROUTE_HELP },
   status: { run: statusCommand, help: STATUS_HELP },
+  diff: { run: diffCommand, help: DIFF_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

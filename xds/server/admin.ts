@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { toYaml } from '../../envoy/render.js';
 import type { Ledger } from '../cache/ledger.js';
-import { CLOUD_KEY, edgeKey, type ResourceWatcher } from '../cache/snapshot-cache.js';
+import { CLOUD_KEY, SIDECAR_KEY, edgeKey, type ResourceWatcher } from '../cache/snapshot-cache.js';
 import type { RouteExplanation } from '../translate/explain.js';
 import type { Json } from '../../envoy/render.js';
 import { dumpProxy, resourcesOnly } from './dump.js';
@@ -55,6 +55,7 @@ export function adminServer(deps: AdminDeps): Server {
         }
         if (role === 'cloud') return show(dumpProxy(CLOUD_KEY, deps.cache, deps.ledger, refused(node && `${node}.`), { ...filter, node }));
         if (role === 'edge' && node) return show(dumpProxy(edgeKey(node), deps.cache, deps.ledger, refused(`${node}.`), filter));
+        if (role === 'sidecar') return show(dumpProxy(SIDECAR_KEY, deps.cache, deps.ledger, [], filter));
         return reply(400, 'usage: /dump?role=cloud[&node=<edge node>] or /dump?role=edge&node=<node name>, optional &type=<Cluster|Listener|RouteConfiguration|Secret>&name=<resource>&format=resources\n');
       }
       case '/status':
