@@ -1,7 +1,7 @@
 // Writes a complete set of certificates for one edge-tunnel deployment, laid out as directories of
 // tls.crt / tls.key / ca.crt (the shape of a Kubernetes TLS Secret), one per component.
 
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   cloudIdentityUri,
@@ -32,8 +32,12 @@ export const DEFAULT_CA_DAYS = 3650;
 
 /** Where each file of a bundle lives. */
 export const bundlePaths = (out: string) => ({
+  /** What everything trusts: the CA, or during a rollover the old and the next CA together. */
   ca: join(out, 'ca.crt'),
   caKey: join(out, 'ca.key'),
+  /** During a CA rollover only: the next CA, which signs from `certs rollover start` on. */
+  caNext: join(out, 'ca-next.crt'),
+  caNextKey: join(out, 'ca-next.key'),
   clientCa: join(out, 'client-ca.crt'),
   clientCaKey: join(out, 'client-ca.key'),
   /** A cloud client allowed to CONNECT (the demo's curl; kube-apiserver's egress certificate in production). */
@@ -103,7 +107,17 @@ export async function writeBundle(request: BundleRequest): Promise<void> {
 /** Issues (or re-issues, for rotation) one edge node's certificate into an existing bundle. */
 export async function writeEdgeCertificate(out: string, ca: Authority, node: string, days = 2): Promise<void> {
   const pem = await issue(ca, edgeRequest(node), days);
-  writeTlsDir(bundlePaths(out).edgeDir(node), pem, { 'ca.crt': ca.cert });
+  writeTlsDir(bundlePaths(out).edgeDir(node), pem, { 'ca.crt': trustBundle(out) });
+}
+
+/** The CA certificates everything trusts (two during a rollover). */
+export function trustBundle(out: string): string {
+  return readFileSync(bundlePaths(out).ca, 'utf8');
+}
+
+/** The PEM blocks of a certificate file, one per certificate. */
+export function pemBlocks(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }
 
 /**
@@ -115,12 +129,15 @@ export async function writeSidecarCertificates(out: string, id: string, days = 2
   const [ca, clientCa] = [await loadBundleAuthority(out, 'ca'), await loadBundleAuthority(out, 'clientCa')];
   const paths = bundlePaths(out);
   const commonName = id.length <= MAX_COMMON_NAME ? id : 'edge-tunnel sidecar';
-  writeTlsDir(paths.sidecarXdsDir(id), await issue(ca, { commonName, uris: [sidecarIdentityUri(id)], usage: 'client' }, days), { 'ca.crt': ca.cert });
-  writeTlsDir(paths.sidecarConnectDir(id), await issue(clientCa, { commonName, usage: 'client' }, days), { 'ca.crt': ca.cert });
+  writeTlsDir(paths.sidecarXdsDir(id), await issue(ca, { commonName, uris: [sidecarIdentityUri(id)], usage: 'client' }, days), { 'ca.crt': trustBundle(out) });
+  writeTlsDir(paths.sidecarConnectDir(id), await issue(clientCa, { commonName, usage: 'client' }, days), { 'ca.crt': trustBundle(out) });
 }
 
+/** The authority that signs now: for `ca`, the next CA while a rollover is under way. */
 export async function loadBundleAuthority(out: string, which: 'ca' | 'clientCa'): Promise<Authority> {
   const paths = bundlePaths(out);
+  if (which === 'ca' && existsSync(paths.caNextKey)) return loadAuthority(readFileSync(paths.caNext, 'utf8'), readFileSync(paths.caNextKey, 'utf8'));
   const [cert, key] = which === 'ca' ? [paths.ca, paths.caKey] : [paths.clientCa, paths.clientCaKey];
-  return loadAuthority(readFileSync(cert, 'utf8'), readFileSync(key, 'utf8'));
+  // Outside a rollover the trust file holds the one CA; its first block is the one the key belongs to.
+  return loadAuthority(pemBlocks(readFileSync(cert, 'utf8'))[0] ?? '', readFileSync(key, 'utf8'));
 }

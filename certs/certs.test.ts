@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { bundlePaths, loadBundleAuthority, writeBundle, writeEdgeCertificate } from './bundle.js';
+import { bundlePaths, loadBundleAuthority, pemBlocks, writeBundle, writeEdgeCertificate } from './bundle.js';
+import { finishRollover, reissueAll, startRollover } from './rollover.js';
 import { createAuthority, issue } from './issue.js';
 
 describe('certs', () => {
@@ -51,5 +52,37 @@ describe('certs', () => {
     const cert = read(join(bundlePaths(out).edgeDir(long), 'tls.crt'));
     assert.ok((cert.subject.match(/CN=(.*)/)?.[1] ?? '').length <= 64);
     assert.match(cert.subjectAltName ?? '', new RegExp(`DNS:${long}`));
+  });
+
+  it('rolls the CA with an overlap: both trusted, everything re-issued, then the new one alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edge-tunnel-rollover-'));
+    try {
+      await writeBundle({ out: dir, edgeNodes: ['node-a'], cloudNames: ['cloud.example'], xdsNames: ['127.0.0.1'] });
+      const paths = bundlePaths(dir);
+      const blocks = (path: string): number => pemBlocks(readFileSync(path, 'utf8')).length;
+      const oldCa = read(paths.ca);
+      await startRollover(dir);
+      await assert.rejects(startRollover(dir), /already under way/);
+      assert.equal(blocks(paths.ca), 2);
+      assert.equal(blocks(join(paths.edgeDir('node-a'), 'ca.crt')), 2, 'edges trust both');
+      assert.equal(blocks(join(paths.xdsDir, 'ca.crt')), 2, 'the xDS server trusts both');
+      await assert.rejects(finishRollover(dir), /still signed by the old CA, re-issue them first/);
+      assert.equal((await reissueAll(dir)).length, 3, 'xDS, cloud and node-a');
+      const next = read(paths.caNext);
+      const edge = read(join(paths.edgeDir('node-a'), 'tls.crt'));
+      assert.ok(edge.verify(next.publicKey), 'signed by the next CA');
+      assert.equal(edge.subjectAltName, 'DNS:node-a, URI:spiffe://edge-tunnel/edge/node-a', 'same names');
+      assert.match(read(join(paths.cloudDir, 'tls.crt')).subjectAltName ?? '', /DNS:cloud\.example/);
+      await finishRollover(dir);
+      assert.equal(blocks(paths.ca), 1);
+      assert.equal(read(paths.ca).fingerprint256, next.fingerprint256, 'the next CA is the CA');
+      assert.equal(read(join(dir, 'ca-retired.crt')).fingerprint256, oldCa.fingerprint256);
+      assert.equal(blocks(join(paths.edgeDir('node-a'), 'ca.crt')), 1, 'the old CA is trusted no more');
+      // New certificates are signed by the new CA.
+      await writeEdgeCertificate(dir, await loadBundleAuthority(dir, 'ca'), 'node-b');
+      assert.ok(read(join(paths.edgeDir('node-b'), 'tls.crt')).verify(next.publicKey));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../xds/cli/args.js';
 import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle, writeEdgeCertificate, writeSidecarCertificates } from './bundle.js';
 import { issue } from './issue.js';
+import { finishRollover, reissueAll, startRollover } from './rollover.js';
 
 const HELP = `usage: certs <command> [flags]
 
@@ -22,6 +23,13 @@ const HELP = `usage: certs <command> [flags]
              --dir DIR --node NAME [--days N]
   client   issue a CONNECT client certificate (kube-apiserver, Prometheus) with the client CA
              --dir DIR --name NAME --out-dir OUT [--days N]   writes OUT/tls.crt, OUT/tls.key
+  reissue  re-issue every certificate the CA signs (cloud, xDS, edge nodes, sidecars' xDS
+           identities): same names, new keys, signed by the CA that signs now
+             --dir DIR [--days N]
+  rollover roll the CA with an overlap, never dropping a tunnel (README "Certificates"):
+             start   --dir DIR [--ca-days N]   a next CA; everything trusts old and next
+             (then: certs reissue, and let the new files reach every host)
+             finish  --dir DIR                 the next CA becomes the CA; the old is retired
   sidecar  issue a sidecar's certificates (the Envoy beside metrics-server): its xDS identity and a
            CONNECT client certificate, into DIR/sidecar/NAME/xds/ and DIR/sidecar/NAME/connect/
              --dir DIR --name NAME [--days N]
@@ -46,8 +54,9 @@ function days(value: string | undefined): number {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
+    allowPositionals: true,
     options: {
       out: { type: 'string' },
       dir: { type: 'string' },
@@ -89,6 +98,20 @@ async function main(argv: string[]): Promise<void> {
       writeAtomically(`${values['out-dir']}/tls.key`, pem.key, 0o600);
       writeAtomically(`${values['out-dir']}/tls.crt`, pem.cert);
       process.stderr.write(`wrote ${values['out-dir']}/tls.crt and tls.key\n`);
+      return;
+    }
+    case 'reissue': {
+      if (!values.dir) throw new UsageError('reissue needs --dir DIR');
+      const written = await reissueAll(values.dir, days(values.days));
+      process.stderr.write(`re-issued ${written.length} certificates: ${written.join(', ')}\n`);
+      return;
+    }
+    case 'rollover': {
+      const [step] = positionals;
+      if (!values.dir || (step !== 'start' && step !== 'finish')) throw new UsageError('rollover needs start or finish, and --dir DIR');
+      if (step === 'start') await startRollover(values.dir, values['ca-days'] === undefined ? undefined : days(values['ca-days']));
+      else await finishRollover(values.dir);
+      process.stderr.write(step === 'start' ? 'next CA made; everything trusts both; now: certs reissue --dir … and distribute\n' : 'the next CA is the CA; the old one is in ca-retired.crt\n');
       return;
     }
     case 'sidecar': {

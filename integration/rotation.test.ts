@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 import { parse } from 'yaml';
 import { bundlePaths, loadBundleAuthority, writeTlsDir } from '../certs/bundle.js';
+import { finishRollover, reissueAll, startRollover } from '../certs/rollover.js';
 import { cloudIdentityUri, issue } from '../certs/issue.js';
 import {
   EnvoyAdmin,
   TunnelSession,
   delay,
+  envoyCertificates,
   envoyOwnSerials,
   presentedSerial,
   serialOfPem,
@@ -77,7 +79,14 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
   const kubeletTarget = (node: string): string => `${node}:${topology.kubeletPort(node)}`;
   const reachOrThrow = async (node: string): Promise<void> => {
     const body = await topology.reach(node);
-    if (body !== `kubelet ${node}\n`) throw new Error(`${node} not reached through a new CONNECT (got ${JSON.stringify(body)})`);
+    if (body !== `kubelet ${node}\n`) {
+      // Say what the proxy answers now: 404 (not routed), 503 (no tunnel on that worker), a TLS failure.
+      const now = await topology.connect(kubeletTarget(node)).then(
+        (c) => (c.socket.destroy(), c.statusLine),
+        (error: Error) => error.message,
+      );
+      throw new Error(`${node} not reached through a new CONNECT (got ${JSON.stringify(body)}; a CONNECT now: ${now})`);
+    }
   };
 
   /** A CONNECT tunnel to a node's kubelet, kept open with an HTTPS keep-alive session on it. */
@@ -96,6 +105,17 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
     if (response.status !== 200 || response.body !== `kubelet ${node}\n`) {
       throw new Error(`kept tunnel to ${node}: ${response.status} ${JSON.stringify(response.body)}`);
     }
+  };
+
+  /** A kept session to node-a and new CONNECTs to node-a and node-b, round after round. */
+  const loadOnBothNodes = async (): Promise<{ session: TunnelSession; load: Monitor }> => {
+    const session = await keptSession('node-a');
+    const load = monitor(async () => {
+      await sessionGet(session, 'node-a');
+      await reachOrThrow('node-a');
+      await reachOrThrow('node-b');
+    });
+    return { session, load };
   };
 
   const xdsStreams = async (): Promise<StreamEntry[]> => {
@@ -134,12 +154,7 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
     assert.equal(oldSerial, serialOfPem(readFileSync(join(paths.cloudDir, 'tls.crt'))), 'the CONNECT port presents the cloud certificate');
     const streamsBefore = await xdsStreams();
 
-    const session = await keptSession('node-a');
-    const load = monitor(async () => {
-      await sessionGet(session, 'node-a');
-      await reachOrThrow('node-a');
-      await reachOrThrow('node-b');
-    });
+    const { session, load } = await loadOnBothNodes();
     try {
       const ca = await loadBundleAuthority(topology.certs, 'ca');
       const pem = await issue(ca, {
@@ -217,6 +232,69 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
     assertNothingRestarted();
   });
 
+  step('a CA rollover with an overlap: every certificate re-issued by a new CA, no tunnel, stream or request dropped', async (t) => {
+    const streamsBefore = await xdsStreams();
+    const edgeAdmins = ['node-a', 'node-b'].map((node) => new EnvoyAdmin(topology.edgeAdminPort(node)));
+    const admins = [topology.cloudAdmin, ...edgeAdmins];
+    const caSerials = async (admin: EnvoyAdmin): Promise<Set<string>> =>
+      new Set((await envoyCertificates(admin)).filter((c) => c.kind === 'ca_cert').map((c) => c.serial));
+    const oldCa = serialOfPem(readFileSync(paths.ca));
+
+    const { session, load } = await loadOnBothNodes();
+    try {
+      await startRollover(topology.certs);
+      const nextCa = serialOfPem(readFileSync(paths.caNext));
+      const started = performance.now();
+      for (const admin of admins) {
+        await waitFor(`Envoy on ${admin.port} trusting old and next CA`, async () => {
+          const serials = await caSerials(admin);
+          return serials.has(oldCa) && serials.has(nextCa);
+        }, { timeoutMs: 10_000, intervalMs: 50 });
+      }
+      t.diagnostic(`CA rollover: every Envoy trusts both CAs ${Math.round(performance.now() - started)} ms after start`);
+      // The xDS server too: a proxy certificate from the next CA completes a handshake on its port.
+      const nextSigned = await issue(await loadBundleAuthority(topology.certs, 'ca'), { commonName: 'probe', uris: ['spiffe://edge-tunnel/edge/node-a'], usage: 'client' });
+      const xdsHandshake = (pem: { cert: string; key: string }) =>
+        presentedSerial({ host: '127.0.0.1', port: topology.xdsPort, tls: { ca: readFileSync(paths.ca), cert: pem.cert, key: pem.key, ALPNProtocols: ['h2'] } });
+      await waitFor('the xDS server trusting the next CA', async () => (await xdsHandshake(nextSigned).then(() => true, () => false)), { timeoutMs: 15_000, intervalMs: 100 });
+
+      await reissueAll(topology.certs);
+      const reissued = performance.now();
+      const ownSerial = (dir: string): string => serialOfPem(readFileSync(join(dir, 'tls.crt')));
+      const expected = [ownSerial(paths.cloudDir), ownSerial(paths.edgeDir('node-a')), ownSerial(paths.edgeDir('node-b'))];
+      for (const [i, admin] of admins.entries()) {
+        await waitFor(`Envoy on ${admin.port} presenting its re-issued certificate`, async () => {
+          const own = await envoyOwnSerials(admin);
+          return own.length === 1 && own[0] === expected[i];
+        }, { timeoutMs: 10_000, intervalMs: 50 });
+      }
+      t.diagnostic(`CA rollover: every Envoy holds its certificate from the next CA ${Math.round(performance.now() - reissued)} ms after re-issue`);
+      const xdsSerial = serialOfPem(readFileSync(join(paths.xdsDir, 'tls.crt')));
+      await waitFor('the xDS server presenting its certificate from the next CA', async () => (await xdsHandshake(nextSigned)) === xdsSerial, { timeoutMs: 15_000, intervalMs: 100 });
+      t.diagnostic(`CA rollover: every component holds its new certificate ${Math.round(performance.now() - reissued)} ms after re-issue; only now may the old CA go`);
+
+      await finishRollover(topology.certs);
+      const finished = performance.now();
+      for (const admin of admins) {
+        await waitFor(`Envoy on ${admin.port} trusting the next CA alone`, async () => {
+          const serials = await caSerials(admin);
+          return !serials.has(oldCa) && serials.has(nextCa);
+        }, { timeoutMs: 10_000, intervalMs: 50 });
+      }
+      t.diagnostic(`CA rollover: the old CA is trusted nowhere ${Math.round(performance.now() - finished)} ms after finish`);
+      const roundsAtFinish = load.rounds;
+      await waitFor('20 more rounds of requests after the rollover', () => load.rounds >= roundsAtFinish + 20, { timeoutMs: 20_000 });
+    } finally {
+      const { rounds, failures } = await load.stop();
+      t.diagnostic(`CA rollover: ${rounds} rounds (kept tunnel + new CONNECTs to node-a and node-b) throughout, ${failures.length} failed`);
+      session.close();
+      assert.deepEqual(failures, [], 'no request failed during the rollover');
+    }
+    assert.equal(session.closed, undefined, 'the kept tunnel survived');
+    assert.deepEqual(await xdsStreams(), streamsBefore, 'the ADS streams are the same ones as before');
+    assertNothingRestarted();
+  });
+
   step('the xDS server presents a re-issued certificate; ADS streams stay and still deliver changes', async (t) => {
     const xdsPort = topology.xdsPort;
     // Any client certificate of the proxies' CA will do for a handshake: node-a's.
@@ -261,4 +339,5 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
     );
     assertNothingRestarted();
   });
+
 });
