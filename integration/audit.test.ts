@@ -1,14 +1,18 @@
 // Auditing against real Envoys: `xds diff` compares what the control plane intends with what each
-// Envoy runs (its /config_dump), and `xds status` reports what each proxy ACKed or NACKed. A cloud
+// Envoy runs (its /config_dump), and `xds status` reports what each proxy ACKed or NACKed; a real
+// Prometheus scrapes the xDS server with the alert rules of k8s/examples/prometheus-alerts.yaml. A cloud
 // Envoy that cannot take a change (its CONNECT listener moved to an address it cannot bind) NACKs it:
-// both commands say so, with Envoy's error, until the change is undone.
+// both commands say so, with Envoy's error, and the NACK alert fires, until the change is undone.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 import { promisify } from 'node:util';
-import { waitFor } from './harness/index.js';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { freePort, waitFor } from './harness/index.js';
+import { startPrometheus, type Prometheus } from './harness/prometheus.js';
 import { Topology, stepsWithLogs } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -27,9 +31,20 @@ describe('auditing real Envoys: xds diff and xds status', { concurrency: false }
   const step = stepsWithLogs(() => topology?.processes.describeFailure());
   const admin = (): string[] => ['--admin', topology.xdsAdminUrl];
 
+  let prometheus: Prometheus;
+
   before(async () => {
     topology = await Topology.start({ nodes: ['node-a'] });
     await topology.waitReachable('node-a', 30_000);
+    // The example rules as shipped, but for `for:` (minutes there; a test cannot wait that long).
+    const rules = readFileSync(join(ROOT, 'k8s', 'examples', 'prometheus-alerts.yaml'), 'utf8').replace(/^(\s+)for: \S+$/gm, '$1for: 0s');
+    const dir = join(topology.dir, 'prometheus');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'alerts.yaml'), rules);
+    const xdsAdmin = new URL(topology.xdsAdminUrl);
+    const config = { global: { scrape_interval: '1s', evaluation_interval: '1s' }, rule_files: [join(dir, 'alerts.yaml')], scrape_configs: [{ job_name: 'xds', static_configs: [{ targets: [xdsAdmin.host] }] }] };
+    writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
+    prometheus = await startPrometheus(topology.processes, { name: 'prometheus', config: join(dir, 'prometheus.yml'), dataDir: join(dir, 'data'), host: '127.0.0.1', port: await freePort() });
   });
   after(async () => topology?.stop());
 
@@ -44,9 +59,12 @@ describe('auditing real Envoys: xds diff and xds status', { concurrency: false }
   step('a change the cloud Envoy rejects shows as a NACK in xds status and as a difference in xds diff', async () => {
     // An address of no interface here: the new CONNECT listener cannot bind, so Envoy NACKs the update.
     await topology.restartXds(['--connect-listen', `192.0.2.200:${topology.connectPort}`]);
-    const nacked = await waitFor('the NACK', async () => {
+    // Once every proxy is back on the restarted server (no edge missing), the only problem is the NACK.
+    const nacked = await waitFor('the NACK, every proxy reconnected', async () => {
       const result = await xds('status', '-o', 'json', ...admin());
-      return result.code === 3 ? (JSON.parse(result.stdout) as { problems: { kind: string; where: string; detail: string }[] }) : undefined;
+      if (result.code !== 3) return undefined;
+      const report = JSON.parse(result.stdout) as { problems: { kind: string; where: string; detail: string }[] };
+      return report.problems.some((p) => p.kind === 'nacked') && report.problems.every((p) => p.kind !== 'missing') ? report : undefined;
     }, { timeoutMs: 15_000 });
     assert.deepEqual(nacked.problems.map((p) => p.kind), ['nacked']);
     assert.match(nacked.problems[0].where, /^cloud cloud-1 via /);
@@ -56,11 +74,18 @@ describe('auditing real Envoys: xds diff and xds status', { concurrency: false }
     assert.match(diff.stdout, /~ Listener connect_egress \(changed\)\n {4}address\.socketAddress\.address: "192\.0\.2\.200" ≠ "127\.0\.0\.1"/);
     // The old listener keeps serving meanwhile.
     assert.equal(await topology.reach('node-a'), 'kubelet node-a\n');
+    await waitFor('EdgeTunnelProxyNacking firing', async () => (await prometheus.alerts()).EdgeTunnelProxyNacking === 'firing', { timeoutMs: 20_000, intervalMs: 500 }).catch(
+      async (error: Error) => assert.fail(`${error.message}; alerts: ${JSON.stringify(await prometheus.alerts())}; targets: ${await prometheus.targets()}`),
+    );
+    assert.equal(await prometheus.query('xds_nacking_proxies{role="cloud"}'), 1);
   });
 
   step('undoing the change clears both', async () => {
     await topology.restartXds();
     await waitFor('status clean again', async () => (await xds('status', ...admin())).code === 0, { timeoutMs: 15_000 });
+    await waitFor('the NACK alert cleared', async () => (await prometheus.alerts()).EdgeTunnelProxyNacking === undefined, { timeoutMs: 20_000, intervalMs: 500 });
+    // The other rules were loaded and evaluate without errors, quiet in this healthy topology.
+    assert.deepEqual(await prometheus.alerts(), {});
     assert.equal((await xds('diff', '--role', 'cloud', '--envoy', `http://127.0.0.1:${topology.cloudAdmin.port}`, ...admin())).code, 0);
   });
 });

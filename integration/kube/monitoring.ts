@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { writeBootstrap } from '../../agent-bootstrap/write.js';
 import { bundlePaths, writeSidecarCertificates } from '../../certs/bundle.js';
-import { EnvoyAdmin, freePort, startEnvoy, waitFor, type PodNetwork, type ProcessHandle } from '../harness/index.js';
+import { EnvoyAdmin, freePort, startEnvoy, waitFor, type PodNetwork } from '../harness/index.js';
+import { startPrometheus, type Prometheus } from '../harness/prometheus.js';
 import { toolPath } from './cluster.js';
 import type { EdgeCluster } from './edge-cluster.js';
 
@@ -77,14 +78,6 @@ function metricsServerObjects(): object[] {
       spec: { group: 'metrics.k8s.io', version: 'v1beta1', service: { namespace, name: 'metrics-server', port }, insecureSkipTLSVerify: true, groupPriorityMinimum: 100, versionPriority: 100 },
     },
   ];
-}
-
-export interface Prometheus {
-  /** The first sample of an instant query, if any. */
-  query(promql: string): Promise<number | undefined>;
-  /** Every target with its health and last error, one per line (for a failure's message). */
-  targets(): Promise<string>;
-  readonly handle: ProcessHandle;
 }
 
 export class MonitoringPod {
@@ -190,32 +183,13 @@ export class MonitoringPod {
     };
     const config = join(dir, 'prometheus.yml');
     writeFileSync(config, stringify({ global: { scrape_interval: '1s' }, scrape_configs: [scrape] }));
-    const host = options.inPod ? MONITORING.podIp : '127.0.0.1';
-    const port = await freePort();
-    const [command, ...prefix] = options.inPod ? this.network.exec : [toolPath('prometheus')];
-    const handle = await topology.processes.start({
+    return startPrometheus(topology.processes, {
       name: `prometheus-${job}`,
-      command,
-      args: [
-        ...prefix, ...(options.inPod ? [toolPath('prometheus')] : []),
-        `--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${host}:${port}`,
-      ],
+      config,
+      dataDir: join(dir, 'data'),
+      host: options.inPod ? MONITORING.podIp : '127.0.0.1',
+      port: await freePort(),
+      prefix: options.inPod ? this.network.exec : undefined,
     });
-    const url = `http://${host}:${port}`;
-    await waitFor(`prometheus ${job} ready`, async () => {
-      if (handle.exitInfo() !== undefined) throw new Error(`prometheus exited:\n${handle.logTail(30)}`);
-      return (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok;
-    }, { timeoutMs: 30_000 });
-    const query = async (promql: string): Promise<number | undefined> => {
-      const response = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
-      const body = (await response.json()) as { data?: { result?: { value: [number, string] }[] } };
-      const value = body.data?.result?.[0]?.value[1];
-      return value === undefined ? undefined : Number(value);
-    };
-    const targets = async (): Promise<string> => {
-      const body = (await (await fetch(`${url}/api/v1/targets`)).json()) as { data?: { activeTargets?: { scrapeUrl: string; health: string; lastError: string }[] } };
-      return (body.data?.activeTargets ?? []).map((t) => `${t.scrapeUrl} ${t.health} ${t.lastError}`).join('\n');
-    };
-    return { query, targets, handle };
   }
 }

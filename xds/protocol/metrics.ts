@@ -2,6 +2,8 @@
 // their number stays fixed however many proxies connect.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Ledger } from '../cache/ledger.js';
+import { ROLES } from './identity.js';
 
 export interface ProtocolMetrics {
   readonly streams: Gauge<'role'>;
@@ -25,4 +27,25 @@ export function protocolMetrics(registry: Registry): ProtocolMetrics {
       registers,
     }),
   };
+}
+
+/**
+ * Connected proxies whose latest response of some type they NACKed, by role, read from the ledger when
+ * scraped: what an alert on a proxy stuck on a rejected configuration needs (a counter of NACKs would
+ * keep firing after the proxy recovered).
+ */
+export function ledgerMetrics(registry: Registry, ledger: Ledger): void {
+  new Gauge({
+    name: 'xds_nacking_proxies',
+    help: 'Connected proxies whose latest response of some type they rejected (NACK), by role',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const role of ROLES) this.set({ role }, 0);
+      for (const entry of ledger.all()) {
+        if ([...entry.types.values()].some((t) => t.status === 'NACKED')) this.inc({ role: entry.role });
+      }
+    },
+  });
 }

@@ -14,6 +14,7 @@ import { translate } from '../translate/translate.js';
 export interface ControlPlaneMetrics {
   readonly nodes: Gauge<'role'>;
   readonly refusedInput: Gauge;
+  readonly lastPublish: Gauge;
 }
 
 export function controlPlaneMetrics(registry: Registry): ControlPlaneMetrics {
@@ -25,6 +26,7 @@ export function controlPlaneMetrics(registry: Registry): ControlPlaneMetrics {
       help: 'Nodes or node fields left out of the last translation: invalid, or claiming what another node, a Service or a cloud pod owns (see the xDS server log and xds dump)',
       registers,
     }),
+    lastPublish: new Gauge({ name: 'xds_last_publish_timestamp_seconds', help: 'When the last configuration was published (Unix time)', registers }),
   };
 }
 
@@ -97,6 +99,7 @@ export class ControlPlane {
     this.metrics.nodes.set({ role: 'edge' }, edges);
     this.metrics.nodes.set({ role: 'cloud' }, nodes.filter((n) => n.role === 'cloud').length);
     this.metrics.refusedInput.set(translation.errors.length);
+    this.metrics.lastPublish.setToCurrentTime();
     this.refused = translation.errors.map(formatInputError);
     this.admission = translation.admission;
     this.logger.info({ generation: this.generation, edges, changedProxies: changed.size }, 'configuration published');

@@ -12,7 +12,7 @@ import { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { Settings } from '../model/settings.js';
 import * as grpc from '@grpc/grpc-js';
 import { listenAds, serverTlsCredentials } from '../protocol/ads-server.js';
-import { protocolMetrics } from '../protocol/metrics.js';
+import { ledgerMetrics, protocolMetrics } from '../protocol/metrics.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
 import { adminServer } from './admin.js';
 import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
@@ -51,6 +51,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const cache = new SnapshotCache();
   const ledger = new Ledger();
   const controlPlane = new ControlPlane(cache, settings, logger, controlPlaneMetrics(registry));
+  ledgerMetrics(registry, ledger);
   let ready = false;
   // Service CIDRs first, so the first configuration already routes Services; a cluster without the
   // ServiceCIDR API (or RBAC for it) must not keep the server from starting: it goes on retrying,
