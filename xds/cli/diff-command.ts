@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { XDS_CLIENT_SECRETS } from '../../agent-bootstrap/bootstrap.js';
 import { UsageError } from './args.js';
-import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
 import { diffConfigs, rejectedListeners, runningResources, type Json } from './config-diff.js';
 import { REFUSED_EXIT } from './route-command.js';
 
@@ -16,7 +16,7 @@ export const DIFF_HELP = `xds diff: does an Envoy run what the control plane int
   --node NAME              the edge node (required with --role edge)
   --envoy URL              that Envoy's admin endpoint (required), e.g. http://127.0.0.1:19000
                            after kubectl port-forward to its pod
-  --admin URL              the xDS server's admin endpoint (default ${DEFAULT_ADMIN})
+${ADMIN_HELP}
 
 Lists, per resource: missing (intended, not running: not received, or rejected), extra (running, not
 intended: left over), changed (with the first differing fields). Both sides are compared as protos
@@ -27,13 +27,13 @@ since Envoy shows loaded files, not their paths. Exit status 0 when they match, 
 export async function diffCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { role: { type: 'string' }, node: { type: 'string' }, envoy: { type: 'string' }, admin: { type: 'string', default: DEFAULT_ADMIN } },
+    options: { role: { type: 'string' }, node: { type: 'string' }, envoy: { type: 'string' }, ...ADMIN_OPTIONS },
   });
   if (values.role !== 'cloud' && values.role !== 'edge' && values.role !== 'sidecar') throw new UsageError('--role must be cloud, edge or sidecar');
   if (values.role === 'edge' && !values.node) throw new UsageError('--role edge needs --node NAME');
   if (!values.envoy) throw new UsageError('--envoy URL (the Envoy admin endpoint) is required');
   const query = { role: values.role, node: values.role === 'edge' ? values.node : undefined, format: 'resources' };
-  const intended = parse(await getFromAdmin(values.admin, '/dump', query)) as Record<string, Json[]>;
+  const intended = parse(await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/dump', query)) as Record<string, Json[]>;
   const configDump = JSON.parse(await getFromAdmin(values.envoy, '/config_dump')) as Json;
   const diffs = diffConfigs(intended, runningResources(configDump, Object.values(XDS_CLIENT_SECRETS)));
   const rejected = rejectedListeners(configDump);

@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { UsageError } from './args.js';
-import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
 
 export const DUMP_HELP = `xds dump: what the xDS server holds for one proxy, and what that proxy acknowledged
 
@@ -15,7 +15,7 @@ export const DUMP_HELP = `xds dump: what the xDS server holds for one proxy, and
                            sent/ACKed/NACKed state and the refused node input; resources: only
                            {Type: [resource]}, the shape of the translator's golden files
 Secrets show file paths only; inline key material would be redacted.
-  --admin URL              the server's admin endpoint (default ${DEFAULT_ADMIN})
+${ADMIN_HELP}
 `;
 
 export async function dumpCommand(argv: string[]): Promise<void> {
@@ -27,7 +27,7 @@ export async function dumpCommand(argv: string[]): Promise<void> {
       type: { type: 'string' },
       name: { type: 'string' },
       format: { type: 'string', default: 'full' },
-      admin: { type: 'string', default: DEFAULT_ADMIN },
+      ...ADMIN_OPTIONS,
     },
   });
   if (values.role !== 'cloud' && values.role !== 'edge' && values.role !== 'sidecar') throw new UsageError('--role must be cloud, edge or sidecar');
@@ -36,5 +36,5 @@ export async function dumpCommand(argv: string[]): Promise<void> {
   const types = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'];
   if (values.type !== undefined && !types.includes(values.type)) throw new UsageError(`--type must be one of ${types.join(', ')}`);
   const query = { role: values.role, node: values.node, type: values.type, name: values.name, format: values.format };
-  process.stdout.write(await getFromAdmin(values.admin, '/dump', query));
+  process.stdout.write(await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/dump', query));
 }

@@ -4,13 +4,13 @@
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { UsageError } from './args.js';
-import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
 
 export const ROUTE_HELP = `xds route HOST:PORT: where a CONNECT to that destination goes, or why it is refused
 
   HOST:PORT                what kube-apiserver or Prometheus would send: 192.0.2.11:10250,
                            edge-a:10250, a pod or Service IP with its port
-  --admin URL              the server's admin endpoint (default ${DEFAULT_ADMIN})
+${ADMIN_HELP}
 
 Prints the verdict (tunnel to a node, direct dial, refused) and why, as YAML. Exit status 0 when the
 destination is routed, 3 when it is refused.
@@ -20,9 +20,9 @@ destination is routed, 3 when it is refused.
 export const REFUSED_EXIT = 3;
 
 export async function routeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { admin: { type: 'string', default: DEFAULT_ADMIN } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...ADMIN_OPTIONS } });
   if (positionals.length !== 1) throw new UsageError('give one destination, HOST:PORT');
-  const body = await getFromAdmin(values.admin, '/route', { target: positionals[0] });
+  const body = await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/route', { target: positionals[0] });
   process.stdout.write(body);
   return (parse(body) as { verdict?: string }).verdict === 'refused' ? REFUSED_EXIT : 0;
 }

@@ -21,7 +21,10 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
                            (default ${DEFAULT_EDGE_SELECTOR}; OpenYurt: openyurt.io/is-edge-worker=true)
                            exactly one of --nodes-file, --kubeconfig, --in-cluster
   --listen HOST:PORT       ADS gRPC address              (default 127.0.0.1:18000)
-  --admin HOST:PORT        admin: /healthz /metrics /dump (default 127.0.0.1:18001)
+  --admin HOST:PORT        admin: /healthz /metrics /status /dump /route (default 127.0.0.1:18001);
+                           loopback only, unless --admin-tls-dir secures it
+  --admin-tls-dir DIR      HTTPS on the admin endpoint, for clients with a certificate from DIR's
+                           ca.crt only (tls.crt, tls.key: its own); reloaded when the files change
   --tunnel-listen H:P      cloud Envoy's tunnel handshake listener (default ${fmt(DEFAULT_SETTINGS.tunnelListen)})
   --tunnel-dial LIST       where edge Envoys dial the cloud: H:P per cloud Envoy replica, comma-
                            separated; every edge holds tunnels to each (default ${DEFAULT_SETTINGS.tunnelDial.map(fmt).join(',')})
@@ -85,6 +88,10 @@ function inputSources(
   };
 }
 
+function isLoopback(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\./.test(address);
+}
+
 function terminationMode(value: string): Settings['edgeConnectTermination'] {
   if (value !== 'terminator' && value !== 'envoy') throw new UsageError(`--edge-connect-termination: "${value}" is not terminator or envoy`);
   return value;
@@ -121,6 +128,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'sidecar-tls-dir': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'tls-dir': { type: 'string' },
+      'admin-tls-dir': { type: 'string' },
       'cloud-tls-dir': { type: 'string' },
       'edge-tls-dir': { type: 'string' },
       'cloud-server-name': { type: 'string' },
@@ -161,6 +169,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
   };
   const xdsListen = hostPort('listen', values.listen);
   const admin = hostPort('admin', values.admin);
+  // The admin endpoint shows every route into the edge: beyond loopback only with client certificates.
+  if (!isLoopback(admin.address) && !values['admin-tls-dir']) {
+    throw new UsageError(`--admin ${values.admin} is not a loopback address: add --admin-tls-dir so that only clients with a certificate reach it`);
+  }
   const logger = pino({ level: values['log-level'], base: { component: 'xds' } });
   const registry = new Registry();
   const running = await serve({
@@ -172,6 +184,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     adminHost: admin.address,
     adminPort: admin.port,
     tlsDir: values['tls-dir'],
+    adminTlsDir: values['admin-tls-dir'],
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

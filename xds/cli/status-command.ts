@@ -6,13 +6,14 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { fleetStatus, type FleetStatus, type ReplicaStatus } from '../server/status.js';
 import { UsageError, positiveInt } from './args.js';
-import { DEFAULT_ADMIN, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
 import { REFUSED_EXIT } from './route-command.js';
 
 export const STATUS_HELP = `xds status: every proxy connected to the xDS server's replicas, and what is wrong
 
-  --admin URL[,URL…]       each replica's admin endpoint (default ${DEFAULT_ADMIN}); in a cluster,
-                           one kubectl port-forward per replica pod
+${ADMIN_HELP}
+                           (--admin takes one URL per replica, comma-separated; in a cluster one
+                           kubectl port-forward per replica pod)
   -o, --output FORMAT      table (default), json or yaml
   --stale-after SECONDS    a response not ACKed for this long is stale (default 15)
 
@@ -48,7 +49,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      admin: { type: 'string', default: DEFAULT_ADMIN },
+      ...ADMIN_OPTIONS,
       output: { type: 'string', short: 'o', default: 'table' },
       'stale-after': { type: 'string', default: '15' },
     },
@@ -56,7 +57,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (!['table', 'json', 'yaml'].includes(values.output)) throw new UsageError('-o must be table, json or yaml');
   const staleAfterMs = positiveInt('stale-after', values['stale-after']) * 1000;
   const admins = values.admin.split(',').map((a) => a.trim()).filter(Boolean);
-  const replicas = await Promise.all(admins.map(async (admin) => JSON.parse(await getFromAdmin(admin, '/status')) as ReplicaStatus));
+  const replicas = await Promise.all(admins.map(async (url) => JSON.parse(await getFromAdmin({ url, tlsDir: values['admin-tls-dir'] }, '/status')) as ReplicaStatus));
   const status = fleetStatus(replicas, new Date(), staleAfterMs);
   const out = values.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : values.output === 'yaml' ? stringify(status) : table(status);
   process.stdout.write(out);

@@ -1,7 +1,10 @@
 // The local admin endpoint: /healthz, /metrics (Prometheus) and /dump for `xds dump`. It listens on
 // loopback by default because a dump shows every route into the edge.
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createTlsServer } from 'node:https';
+import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { toYaml } from '../../envoy/render.js';
 import type { Ledger } from '../cache/ledger.js';
@@ -25,8 +28,12 @@ export interface AdminDeps {
   readonly replicaId: string;
 }
 
-export function adminServer(deps: AdminDeps): Server {
-  return createServer((req, res) => {
+/**
+ * The admin endpoint. Plain HTTP on loopback; with `tlsDir` (tls.crt, tls.key, ca.crt) HTTPS that
+ * requires a client certificate from that CA, re-read when the files change (checked every 5 s).
+ */
+export function adminServer(deps: AdminDeps, tlsDir?: string): Server {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
       res.writeHead(status, { 'content-type': type }).end(body);
@@ -68,5 +75,28 @@ export function adminServer(deps: AdminDeps): Server {
       default:
         return reply(404, 'endpoints: /healthz /metrics /proxies /dump /route /status\n');
     }
+  };
+  if (!tlsDir) return createServer(handler);
+  const read = (): { cert: Buffer; key: Buffer; ca: Buffer } => ({
+    cert: readFileSync(join(tlsDir, 'tls.crt')),
+    key: readFileSync(join(tlsDir, 'tls.key')),
+    ca: readFileSync(join(tlsDir, 'ca.crt')),
   });
+  let current = read();
+  const server = createTlsServer({ ...current, requestCert: true, rejectUnauthorized: true }, handler);
+  const reload = setInterval(() => {
+    try {
+      const next = read();
+      if (next.cert.equals(current.cert) && next.key.equals(current.key) && next.ca.equals(current.ca)) return;
+      server.setSecureContext(next);
+      current = next;
+    } catch {
+      // Half-written or missing files: keep the last good ones, try again on the next tick.
+    }
+  }, ADMIN_TLS_REFRESH_MS);
+  reload.unref();
+  server.on('close', () => clearInterval(reload));
+  return server;
 }
+
+const ADMIN_TLS_REFRESH_MS = 5000;

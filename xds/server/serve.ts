@@ -33,6 +33,8 @@ export interface ServeOptions {
   readonly registry?: Registry;
   /** This replica's name in `xds status` (default: the host name, which is the pod name in a cluster). */
   readonly replicaId?: string;
+  /** HTTPS with client certificates on the admin endpoint: tls.crt, tls.key, ca.crt. */
+  readonly adminTlsDir?: string;
 }
 
 /** How long the first ServiceCIDR list may delay the start. */
@@ -89,7 +91,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     refusedInput: () => controlPlane.refusedInput(),
     explain: (target) => controlPlane.explain(target),
     replicaId: options.replicaId ?? hostname(),
-  });
+  }, options.adminTlsDir);
   admin.listen(options.adminPort, options.adminHost);
   await once(admin, 'listening');
   const adminPort = (admin.address() as AddressInfo).port;
