@@ -57,7 +57,11 @@ try:
   ${k} get --raw /api/v1/namespaces/default/pods/https:app-a:8443/proxy/
   ${k} top node edge-a                (metrics-server through its sidecar; the first figures take ~20 s)
   ${k} top pod app-a
-  npx tsx xds/cli/main.ts dump --role cloud --admin ${edge.topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts status --admin ${edge.topology.xdsAdminUrl}       (cloud, edges and the sidecar)
+  npx tsx xds/cli/main.ts route 192.0.2.11:${edge.topology.kubeletPort('edge-a')} --admin ${edge.topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts route 10.96.0.1:443 --admin ${edge.topology.xdsAdminUrl}        (a Service: dialed directly)
+  npx tsx xds/cli/main.ts dump --role cloud --node edge-a --admin ${edge.topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts diff --role cloud --envoy http://127.0.0.1:${edge.topology.cloudAdmin.port} --admin ${edge.topology.xdsAdminUrl}
 
 Ctrl-C stops everything.`);
 }

@@ -61,9 +61,13 @@ and node-b's:
   curl -sk ${proxy} https://node-b:${topology.kubeletPort('node-b')}/
 without a client certificate the proxy refuses at the TLS handshake:
   curl -sk --proxy https://127.0.0.1:${connectPort} --proxy-cacert ${certs.ca} https://node-a:${topology.kubeletPort('node-a')}/
-audit what the xDS server sent each proxy:
+audit what the xDS server sent each proxy, what they run, and where a CONNECT goes:
+  npx tsx xds/cli/main.ts status --admin ${topology.xdsAdminUrl}
   npx tsx xds/cli/main.ts dump --role edge --node node-a --admin ${topology.xdsAdminUrl}
-  npx tsx xds/cli/main.ts dump --role cloud --admin ${topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts dump --role cloud --node node-a --type RouteConfiguration --admin ${topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts route ${topology.addressOf('node-a')}:10250 --admin ${topology.xdsAdminUrl}
+  npx tsx xds/cli/main.ts route node-b:22 --admin ${topology.xdsAdminUrl}        (refused, and why)
+  npx tsx xds/cli/main.ts diff --role cloud --envoy http://127.0.0.1:${topology.cloudAdmin.port} --admin ${topology.xdsAdminUrl}
 
 Ctrl-C stops everything.`);
 }
