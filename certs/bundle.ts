@@ -38,6 +38,8 @@ export const bundlePaths = (out: string) => ({
   /** During a CA rollover only: the next CA, which signs from `certs rollover start` on. */
   caNext: join(out, 'ca-next.crt'),
   caNextKey: join(out, 'ca-next.key'),
+  clientCaNext: join(out, 'client-ca-next.crt'),
+  clientCaNextKey: join(out, 'client-ca-next.key'),
   clientCa: join(out, 'client-ca.crt'),
   clientCaKey: join(out, 'client-ca.key'),
   /** A cloud client allowed to CONNECT (the demo's curl; kube-apiserver's egress certificate in production). */
@@ -133,11 +135,20 @@ export async function writeSidecarCertificates(out: string, id: string, days = 2
   writeTlsDir(paths.sidecarConnectDir(id), await issue(clientCa, { commonName, usage: 'client' }, days), { 'ca.crt': trustBundle(out) });
 }
 
-/** The authority that signs now: for `ca`, the next CA while a rollover is under way. */
-export async function loadBundleAuthority(out: string, which: 'ca' | 'clientCa'): Promise<Authority> {
+export type CaKind = 'ca' | 'clientCa';
+
+/** The files of one of the bundle's two CAs: what is trusted, its key, and the next CA during a rollover. */
+export function caFiles(out: string, which: CaKind): { trust: string; key: string; next: string; nextKey: string; retired: string } {
   const paths = bundlePaths(out);
-  if (which === 'ca' && existsSync(paths.caNextKey)) return loadAuthority(readFileSync(paths.caNext, 'utf8'), readFileSync(paths.caNextKey, 'utf8'));
-  const [cert, key] = which === 'ca' ? [paths.ca, paths.caKey] : [paths.clientCa, paths.clientCaKey];
+  return which === 'ca'
+    ? { trust: paths.ca, key: paths.caKey, next: paths.caNext, nextKey: paths.caNextKey, retired: join(out, 'ca-retired') }
+    : { trust: paths.clientCa, key: paths.clientCaKey, next: paths.clientCaNext, nextKey: paths.clientCaNextKey, retired: join(out, 'client-ca-retired') };
+}
+
+/** The authority that signs now: the next CA while a rollover of that CA is under way. */
+export async function loadBundleAuthority(out: string, which: CaKind): Promise<Authority> {
+  const files = caFiles(out, which);
+  if (existsSync(files.nextKey)) return loadAuthority(readFileSync(files.next, 'utf8'), readFileSync(files.nextKey, 'utf8'));
   // Outside a rollover the trust file holds the one CA; its first block is the one the key belongs to.
-  return loadAuthority(pemBlocks(readFileSync(cert, 'utf8'))[0] ?? '', readFileSync(key, 'utf8'));
+  return loadAuthority(pemBlocks(readFileSync(files.trust, 'utf8'))[0] ?? '', readFileSync(files.key, 'utf8'));
 }

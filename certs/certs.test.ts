@@ -67,7 +67,7 @@ describe('certs', () => {
       assert.equal(blocks(join(paths.edgeDir('node-a'), 'ca.crt')), 2, 'edges trust both');
       assert.equal(blocks(join(paths.xdsDir, 'ca.crt')), 2, 'the xDS server trusts both');
       await assert.rejects(finishRollover(dir), /still signed by the old CA, re-issue them first/);
-      assert.equal((await reissueAll(dir)).length, 3, 'xDS, cloud and node-a');
+      assert.equal((await reissueAll(dir, 'ca')).length, 3, 'xDS, cloud and node-a');
       const next = read(paths.caNext);
       const edge = read(join(paths.edgeDir('node-a'), 'tls.crt'));
       assert.ok(edge.verify(next.publicKey), 'signed by the next CA');
@@ -81,6 +81,25 @@ describe('certs', () => {
       // New certificates are signed by the new CA.
       await writeEdgeCertificate(dir, await loadBundleAuthority(dir, 'ca'), 'node-b');
       assert.ok(read(join(paths.edgeDir('node-b'), 'tls.crt')).verify(next.publicKey));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rolls the client CA: the CONNECT listener trusts both, clients re-issued, then the new one alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edge-tunnel-rollover-'));
+    try {
+      await writeBundle({ out: dir, edgeNodes: [], cloudNames: ['cloud.example'], xdsNames: ['127.0.0.1'] });
+      const paths = bundlePaths(dir);
+      const blocks = (path: string): number => pemBlocks(readFileSync(path, 'utf8')).length;
+      const caBefore = readFileSync(paths.ca, 'utf8');
+      await startRollover(dir, 'clientCa');
+      assert.equal(blocks(join(paths.cloudDir, 'client-ca.crt')), 2, 'the CONNECT listener trusts both');
+      assert.equal(readFileSync(paths.ca, 'utf8'), caBefore, 'the other CA is untouched');
+      assert.deepEqual(await reissueAll(dir, 'clientCa'), [paths.client]);
+      await finishRollover(dir, 'clientCa');
+      assert.equal(blocks(join(paths.cloudDir, 'client-ca.crt')), 1);
+      assert.ok(read(paths.client).verify(read(paths.clientCa).publicKey), 'the client is signed by the new client CA');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

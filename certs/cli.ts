@@ -24,12 +24,14 @@ const HELP = `usage: certs <command> [flags]
   client   issue a CONNECT client certificate (kube-apiserver, Prometheus) with the client CA
              --dir DIR --name NAME --out-dir OUT [--days N]   writes OUT/tls.crt, OUT/tls.key
   reissue  re-issue every certificate the CA signs (cloud, xDS, edge nodes, sidecars' xDS
-           identities): same names, new keys, signed by the CA that signs now
-             --dir DIR [--days N]
-  rollover roll the CA with an overlap, never dropping a tunnel (README "Certificates"):
-             start   --dir DIR [--ca-days N]   a next CA; everything trusts old and next
+           identities; with --client-ca: the demo client and sidecars' CONNECT certificates) with the
+           same names and new keys, signed by the CA that signs now
+             --dir DIR [--client-ca] [--days N]
+  rollover roll the CA (or with --client-ca the client CA) with an overlap, never dropping a
+           tunnel (README "Certificates"):
+             start   --dir DIR [--client-ca] [--ca-days N]   a next CA; its users trust old and next
              (then: certs reissue, and let the new files reach every host)
-             finish  --dir DIR                 the next CA becomes the CA; the old is retired
+             finish  --dir DIR [--client-ca]                 the next CA becomes the CA
   sidecar  issue a sidecar's certificates (the Envoy beside metrics-server): its xDS identity and a
            CONNECT client certificate, into DIR/sidecar/NAME/xds/ and DIR/sidecar/NAME/connect/
              --dir DIR --name NAME [--days N]
@@ -68,6 +70,7 @@ async function main(argv: string[]): Promise<void> {
       'xds-names': { type: 'string' },
       days: { type: 'string' },
       'ca-days': { type: 'string' },
+      'client-ca': { type: 'boolean', default: false },
     },
   });
   switch (command) {
@@ -102,15 +105,16 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'reissue': {
       if (!values.dir) throw new UsageError('reissue needs --dir DIR');
-      const written = await reissueAll(values.dir, days(values.days));
+      const written = await reissueAll(values.dir, values['client-ca'] ? 'clientCa' : 'ca', days(values.days));
       process.stderr.write(`re-issued ${written.length} certificates: ${written.join(', ')}\n`);
       return;
     }
     case 'rollover': {
       const [step] = positionals;
       if (!values.dir || (step !== 'start' && step !== 'finish')) throw new UsageError('rollover needs start or finish, and --dir DIR');
-      if (step === 'start') await startRollover(values.dir, values['ca-days'] === undefined ? undefined : days(values['ca-days']));
-      else await finishRollover(values.dir);
+      const which = values['client-ca'] ? 'clientCa' : 'ca';
+      if (step === 'start') await startRollover(values.dir, which, values['ca-days'] === undefined ? undefined : days(values['ca-days']));
+      else await finishRollover(values.dir, which);
       process.stderr.write(step === 'start' ? 'next CA made; everything trusts both; now: certs reissue --dir … and distribute\n' : 'the next CA is the CA; the old one is in ca-retired.crt\n');
       return;
     }

@@ -1,47 +1,60 @@
-// Rolling the bundle's CA (the one that signs the cloud, the xDS server, edge nodes and sidecars'
-// xDS identities) without a dropped tunnel, in three steps with an overlap:
+// Rolling one of the bundle's CAs without a dropped tunnel, in three steps with an overlap:
 //
-//   start    a next CA is made; everything trusts old and next (every component's ca.crt, which Envoy
-//            and the xDS server reload by themselves), and new certificates are signed by the next CA
-//   reissue  every certificate of the bundle is re-issued by the next CA, same names, same usages
+//   start    a next CA is made; everything that trusts the CA trusts old and next (files Envoy and the
+//            xDS server reload by themselves), and new certificates are signed by the next CA
+//   reissue  every certificate the CA signs is re-issued by the next CA, same names, same usages
 //   finish   refused while any certificate is still signed by the old CA; then the next CA becomes the
-//            CA, everything trusts it alone, and the old one is kept as ca-retired.{crt,key}
+//            CA, everything trusts it alone, and the old one is kept as <ca>-retired.{crt,key}
 //
-// Between the steps, the new trust must reach every host (Secrets update, edge node files); existing
-// TLS sessions are never interrupted, and new handshakes succeed at every stage.
+// The CA (`ca`) signs the cloud, the xDS server, edge nodes and sidecars' xDS identities, and is
+// trusted by all of them; the client CA (`clientCa`) signs CONNECT clients (the bundle's demo client,
+// sidecars' CONNECT certificates; kube-apiserver's and Prometheus' are re-issued with `certs client`)
+// and is trusted by the cloud's CONNECT listener alone. Between the steps, the new files must reach
+// every host; existing TLS sessions are never interrupted, and new handshakes succeed at every stage.
 
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { DEFAULT_CA_DAYS, bundlePaths, loadBundleAuthority, pemBlocks, trustBundle, writeAtomically, writeTlsDir } from './bundle.js';
+import { basename, dirname, join } from 'node:path';
+import { DEFAULT_CA_DAYS, bundlePaths, caFiles, loadBundleAuthority, pemBlocks, writeAtomically, writeTlsDir, type CaKind } from './bundle.js';
 import { createAuthority, issue, type LeafRequest } from './issue.js';
 
-interface LeafDir {
-  readonly dir: string;
+/** A certificate the CA signs: its files, the usage it was issued for, the trust file kept beside it. */
+interface Leaf {
+  readonly cert: string;
+  readonly key: string;
   readonly usage: LeafRequest['usage'];
 }
 
-/** Every directory of the bundle whose certificate the CA signs, with the usage it was issued for. */
-function leafDirs(out: string): LeafDir[] {
+function children(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).sort().map((name) => join(dir, name)) : [];
+}
+
+function leaves(out: string, which: CaKind): Leaf[] {
   const paths = bundlePaths(out);
-  const children = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort().map((name) => join(dir, name)) : []);
-  return [
-    { dir: paths.xdsDir, usage: 'server' as const },
-    { dir: paths.cloudDir, usage: 'both' as const },
-    ...children(join(out, 'edge')).map((dir) => ({ dir, usage: 'client' as const })),
-    ...children(join(out, 'sidecar')).map((dir) => ({ dir: join(dir, 'xds'), usage: 'client' as const })),
-  ].filter((leaf) => existsSync(join(leaf.dir, 'tls.crt')));
+  const inDir = (dir: string, usage: LeafRequest['usage']): Leaf => ({ cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), usage });
+  const all =
+    which === 'ca'
+      ? [
+          inDir(paths.xdsDir, 'server'),
+          inDir(paths.cloudDir, 'both'),
+          ...children(join(out, 'edge')).map((dir) => inDir(dir, 'client')),
+          ...children(join(out, 'sidecar')).map((dir) => inDir(join(dir, 'xds'), 'client')),
+        ]
+      : [{ cert: paths.client, key: paths.clientKey, usage: 'client' as const }, ...children(join(out, 'sidecar')).map((dir) => inDir(join(dir, 'connect'), 'client'))];
+  return all.filter((leaf) => existsSync(leaf.cert));
 }
 
-/** Every directory that holds a ca.crt to keep in step with the trust bundle. */
-function trustDirs(out: string): string[] {
-  const sidecars = existsSync(join(out, 'sidecar')) ? readdirSync(join(out, 'sidecar')).map((id) => join(out, 'sidecar', id, 'connect')) : [];
-  return [...leafDirs(out).map((leaf) => leaf.dir), ...sidecars].filter((dir) => existsSync(join(dir, 'ca.crt')));
+/** Every file that holds the CA's trust, to keep in step with it. */
+function trustFiles(out: string, which: CaKind): string[] {
+  const paths = bundlePaths(out);
+  if (which === 'clientCa') return [paths.clientCa, join(paths.cloudDir, 'client-ca.crt')].filter(existsSync);
+  const sidecarConnect = children(join(out, 'sidecar')).map((dir) => join(dir, 'connect', 'ca.crt'));
+  const leafTrust = leaves(out, 'ca').map((leaf) => join(leaf.cert, '..', 'ca.crt'));
+  return [paths.ca, ...leafTrust, ...sidecarConnect].filter(existsSync);
 }
 
-function writeTrust(out: string, pem: string): void {
-  writeAtomically(bundlePaths(out).ca, pem);
-  for (const dir of trustDirs(out)) writeAtomically(join(dir, 'ca.crt'), pem);
+function writeTrust(out: string, which: CaKind, pem: string): void {
+  for (const file of trustFiles(out, which)) writeAtomically(file, pem);
 }
 
 /** The request that issued a certificate (names, usage), to issue it again. */
@@ -51,42 +64,45 @@ function requestOf(cert: X509Certificate, usage: LeafRequest['usage']): LeafRequ
   return { commonName: /CN=([^\n]*)/.exec(cert.subject)?.[1] ?? 'edge-tunnel', dnsNames: of('DNS'), ipAddresses: of('IP Address'), uris: of('URI'), usage };
 }
 
-export async function startRollover(out: string, caDays = DEFAULT_CA_DAYS): Promise<void> {
-  const paths = bundlePaths(out);
-  if (existsSync(paths.caNextKey)) throw new Error(`a CA rollover is already under way (${paths.caNextKey} exists): finish it first`);
-  const current = pemBlocks(trustBundle(out));
-  if (current.length !== 1) throw new Error(`${paths.ca} holds ${current.length} certificates; a rollover starts from one CA`);
-  const next = await createAuthority(`edge-tunnel CA ${new Date().toISOString().slice(0, 10)}`, caDays);
-  writeAtomically(paths.caNextKey, next.key, 0o600);
-  writeAtomically(paths.caNext, next.cert);
-  writeTrust(out, current[0] + next.cert);
+export async function startRollover(out: string, which: CaKind = 'ca', caDays = DEFAULT_CA_DAYS): Promise<void> {
+  const files = caFiles(out, which);
+  if (existsSync(files.nextKey)) throw new Error(`a rollover of this CA is already under way (${files.nextKey} exists): finish it first`);
+  const current = pemBlocks(readFileSync(files.trust, 'utf8'));
+  if (current.length !== 1) throw new Error(`${files.trust} holds ${current.length} certificates; a rollover starts from one CA`);
+  const name = which === 'ca' ? 'edge-tunnel CA' : 'edge-tunnel client CA';
+  const next = await createAuthority(`${name} ${new Date().toISOString().slice(0, 10)}`, caDays);
+  writeAtomically(files.nextKey, next.key, 0o600);
+  writeAtomically(files.next, next.cert);
+  writeTrust(out, which, current[0] + next.cert);
 }
 
 /** Re-issues every certificate the CA signs with the authority that signs now (the next CA during a rollover). */
-export async function reissueAll(out: string, days = 2): Promise<string[]> {
-  const ca = await loadBundleAuthority(out, 'ca');
-  const trust = trustBundle(out);
+export async function reissueAll(out: string, which: CaKind = 'ca', days = 2): Promise<string[]> {
+  const ca = await loadBundleAuthority(out, which);
   const written: string[] = [];
-  for (const leaf of leafDirs(out)) {
-    const cert = new X509Certificate(readFileSync(join(leaf.dir, 'tls.crt')));
-    writeTlsDir(leaf.dir, await issue(ca, requestOf(cert, leaf.usage), days), { 'ca.crt': trust });
-    written.push(leaf.dir);
+  for (const leaf of leaves(out, which)) {
+    const pem = await issue(ca, requestOf(new X509Certificate(readFileSync(leaf.cert)), leaf.usage), days);
+    if (basename(leaf.cert) === 'tls.crt') {
+      const dir = dirname(leaf.cert);
+      writeTlsDir(dir, pem, existsSync(join(dir, 'ca.crt')) ? { 'ca.crt': readFileSync(join(dir, 'ca.crt'), 'utf8') } : {});
+    } else {
+      writeAtomically(leaf.key, pem.key, 0o600);
+      writeAtomically(leaf.cert, pem.cert);
+    }
+    written.push(leaf.cert);
   }
   return written;
 }
 
-export async function finishRollover(out: string): Promise<void> {
-  const paths = bundlePaths(out);
-  if (!existsSync(paths.caNextKey)) throw new Error('no CA rollover is under way (start one with `certs rollover start`)');
-  const next = new X509Certificate(readFileSync(paths.caNext));
-  const stale = leafDirs(out).filter((leaf) => !new X509Certificate(readFileSync(join(leaf.dir, 'tls.crt'))).verify(next.publicKey));
-  if (stale.length > 0) {
-    throw new Error(`still signed by the old CA, re-issue them first (certs reissue): ${stale.map((leaf) => leaf.dir).join(', ')}`);
-  }
-  const old = pemBlocks(trustBundle(out))[0] ?? '';
-  writeAtomically(join(out, 'ca-retired.crt'), old);
-  renameSync(paths.caKey, join(out, 'ca-retired.key'));
-  renameSync(paths.caNextKey, paths.caKey);
-  writeTrust(out, readFileSync(paths.caNext, 'utf8'));
-  rmSync(paths.caNext);
+export async function finishRollover(out: string, which: CaKind = 'ca'): Promise<void> {
+  const files = caFiles(out, which);
+  if (!existsSync(files.nextKey)) throw new Error('no rollover of this CA is under way (start one with `certs rollover start`)');
+  const next = new X509Certificate(readFileSync(files.next));
+  const stale = leaves(out, which).filter((leaf) => !new X509Certificate(readFileSync(leaf.cert)).verify(next.publicKey));
+  if (stale.length > 0) throw new Error(`still signed by the old CA, re-issue them first (certs reissue): ${stale.map((leaf) => leaf.cert).join(', ')}`);
+  writeAtomically(`${files.retired}.crt`, pemBlocks(readFileSync(files.trust, 'utf8'))[0] ?? '');
+  renameSync(files.key, `${files.retired}.key`);
+  renameSync(files.nextKey, files.key);
+  writeTrust(out, which, readFileSync(files.next, 'utf8'));
+  rmSync(files.next);
 }

@@ -258,7 +258,7 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
         presentedSerial({ host: '127.0.0.1', port: topology.xdsPort, tls: { ca: readFileSync(paths.ca), cert: pem.cert, key: pem.key, ALPNProtocols: ['h2'] } });
       await waitFor('the xDS server trusting the next CA', async () => (await xdsHandshake(nextSigned).then(() => true, () => false)), { timeoutMs: 15_000, intervalMs: 100 });
 
-      await reissueAll(topology.certs);
+      await reissueAll(topology.certs, 'ca');
       const reissued = performance.now();
       const ownSerial = (dir: string): string => serialOfPem(readFileSync(join(dir, 'tls.crt')));
       const expected = [ownSerial(paths.cloudDir), ownSerial(paths.edgeDir('node-a')), ownSerial(paths.edgeDir('node-b'))];
@@ -292,6 +292,39 @@ describe('certificate rotation without restarts (xDS server, cloud Envoy, edge E
     }
     assert.equal(session.closed, undefined, 'the kept tunnel survived');
     assert.deepEqual(await xdsStreams(), streamsBefore, 'the ADS streams are the same ones as before');
+    assertNothingRestarted();
+  });
+
+  step('a client CA rollover: CONNECT clients re-issued by a new client CA, nothing dropped', async (t) => {
+    const caSerials = async (): Promise<Set<string>> =>
+      new Set((await envoyCertificates(topology.cloudAdmin)).filter((c) => c.kind === 'ca_cert').map((c) => c.serial));
+    const oldClientCa = serialOfPem(readFileSync(paths.clientCa));
+    const { session, load } = await loadOnBothNodes();
+    try {
+      await startRollover(topology.certs, 'clientCa');
+      const nextClientCa = serialOfPem(readFileSync(paths.clientCaNext));
+      await waitFor('the CONNECT listener trusting both client CAs', async () => {
+        const serials = await caSerials();
+        return serials.has(oldClientCa) && serials.has(nextClientCa);
+      }, { timeoutMs: 10_000, intervalMs: 50 });
+      // The test's CONNECT client reads its certificate for every request: from now on, the new one.
+      await reissueAll(topology.certs, 'clientCa');
+      const roundsAtReissue = load.rounds;
+      await waitFor('10 rounds with the re-issued client certificate', () => load.rounds >= roundsAtReissue + 10, { timeoutMs: 20_000 });
+      await finishRollover(topology.certs, 'clientCa');
+      await waitFor('the CONNECT listener trusting the new client CA alone', async () => {
+        const serials = await caSerials();
+        return !serials.has(oldClientCa) && serials.has(nextClientCa);
+      }, { timeoutMs: 10_000, intervalMs: 50 });
+      const roundsAtFinish = load.rounds;
+      await waitFor('20 more rounds after the rollover', () => load.rounds >= roundsAtFinish + 20, { timeoutMs: 20_000 });
+    } finally {
+      const { rounds, failures } = await load.stop();
+      t.diagnostic(`client CA rollover: ${rounds} rounds (kept tunnel + new CONNECTs) throughout, ${failures.length} failed`);
+      session.close();
+      assert.deepEqual(failures, [], 'no request failed during the rollover');
+    }
+    assert.equal(session.closed, undefined, 'the kept tunnel survived');
     assertNothingRestarted();
   });
 
