@@ -105,6 +105,22 @@ describe('Kubernetes end to end: kubectl through edge-tunnel', { concurrency: fa
     assert.match(stderr, /404|Not ?Found|error/i, 'a pod port off the allowlist is refused');
   });
 
+  step('EdgeTunnelReady on each edge Node follows its tunnels: stopped edge Envoy False, restarted True', async () => {
+    const condition = async (node: string): Promise<string> =>
+      (await kubectl('get', 'node', node, '-o', 'jsonpath={.status.conditions[?(@.type=="EdgeTunnelReady")].status} {.status.conditions[?(@.type=="EdgeTunnelReady")].reason}').catch(() => ({ stdout: '' }))).stdout;
+    await waitFor('edge-a and edge-b EdgeTunnelReady', async () => (await condition('edge-a')) === 'True TunnelsUp' && (await condition('edge-b')) === 'True TunnelsUp', { timeoutMs: 15_000 });
+    await edge.topology.stopEdge('edge-a');
+    try {
+      await waitFor('edge-a EdgeTunnelReady False', async () => (await condition('edge-a')) === 'False NoTunnel', { timeoutMs: 15_000 });
+      assert.equal(await condition('edge-b'), 'True TunnelsUp', 'edge-b unaffected');
+      const { stdout } = await kubectl('describe', 'node', 'edge-a');
+      assert.match(stdout, /EdgeTunnelReady\s+False .* NoTunnel\s+the cloud Envoy at 127\.0\.0\.1:\d+ holds no tunnel of edge-a/);
+    } finally {
+      await edge.topology.startEdge('edge-a');
+    }
+    await waitFor('edge-a EdgeTunnelReady True again', async () => (await condition('edge-a')) === 'True TunnelsUp', { timeoutMs: 15_000 });
+  });
+
   step('the traffic goes through the tunnel: with edge-a\'s Envoy stopped its logs fail fast, then recover', async () => {
     await edge.topology.stopEdge('edge-a');
     try {

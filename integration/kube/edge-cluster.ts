@@ -3,9 +3,9 @@
 // edge Envoy. The node addresses are TEST-NET addresses assigned to nothing: only the tunnels reach
 // them. Shared by the end-to-end test and `make demo-k8s`.
 
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle } from '../../certs/bundle.js';
+import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle, writeTlsDir } from '../../certs/bundle.js';
 import { issue } from '../../certs/issue.js';
 import {
   createPodNetwork,
@@ -77,6 +77,9 @@ export class EdgeCluster {
     const egressDir = join(dir, 'apiserver-egress');
     writeAtomically(join(egressDir, 'tls.crt'), apiserverClient.cert);
     writeAtomically(join(egressDir, 'tls.key'), apiserverClient.key, 0o600);
+    // The xDS server's tunnel health prober is a CONNECT client too.
+    const probeDir = join(dir, 'tunnel-probe');
+    writeTlsDir(probeDir, await issue(await loadBundleAuthority(certs, 'clientCa'), { commonName: 'edge-tunnel tunnel probe', usage: 'client' }), { 'ca.crt': readFileSync(paths.ca, 'utf8') });
     const cluster = await KubeCluster.start({
       dir: join(dir, 'cluster'),
       egress: { url: `https://127.0.0.1:${connectPort}`, caFile: paths.ca, clientCertFile: join(egressDir, 'tls.crt'), clientKeyFile: join(egressDir, 'tls.key') },
@@ -102,7 +105,13 @@ export class EdgeCluster {
         connectPort,
         certsDir: certs,
         // The kubelets here (kwok) listen on free ports: those are the ports a Node status may name.
-        serveArgs: ['--pod-ports', String(POD_PORT), '--kubelet-ports', [...nodes.values()].map((n) => n.kubeletPort).join(','), ...(options.serveArgs ?? [])],
+        serveArgs: [
+          '--pod-ports', String(POD_PORT),
+          '--kubelet-ports', [...nodes.values()].map((n) => n.kubeletPort).join(','),
+          // EdgeTunnelReady follows the tunnels within about a second.
+          '--tunnel-probe-interval', '1', '--tunnel-probe-connect', `127.0.0.1:${connectPort}`, '--tunnel-probe-tls-dir', probeDir,
+          ...(options.serveArgs ?? []),
+        ],
         // Cloud workloads in network namespaces of their own (a sidecar) reach the xDS server and the CONNECT listener.
         listenAll: true,
         dir,

@@ -10,6 +10,9 @@ import { DEFAULT_KUBELET_PORT } from '../model/node.js';
 import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '../model/settings.js';
 import { NodesFileSource } from '../sources/nodes-file.js';
 import { serve } from '../server/serve.js';
+import { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
+import { NodeConditionWriter } from '../tunnel-health/node-condition.js';
+import { probeTunnel } from '../tunnel-health/probe.js';
 import { UsageError, hostPort, port, portList, positiveInt } from './args.js';
 
 export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
@@ -62,6 +65,16 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --cloud-server-name N    the name edges require in the cloud's certificate (default ${DEFAULT_TLS.cloudServerName})
   --insecure               no TLS anywhere: plaintext xDS, tunnels and CONNECT (debugging only);
                            without --tls-dir or --insecure the server refuses to start
+  --tunnel-probe-interval S
+                           with --kubeconfig/--in-cluster: probe every edge's tunnels through every
+                           cloud Envoy this often and keep its Node condition EdgeTunnelReady in step
+                           (default 30; 0 turns it off)
+  --tunnel-probe-connect LIST
+                           the cloud Envoys' CONNECT listeners to probe through, H:P per replica
+                           (default: --connect-listen)
+  --tunnel-probe-tls-dir DIR
+                           the probe's CONNECT client certificate: tls.crt, tls.key, and ca.crt (the
+                           CA of the cloud's certificate); required with TLS
   --log-level LEVEL        pino level (default info)
 `;
 
@@ -86,6 +99,25 @@ function inputSources(
     source: new KubernetesNodeSource({ ...common, edgeSelector: values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR }),
     serviceCidrSource: new KubernetesServiceCidrSource(common),
   };
+}
+
+/** The EdgeTunnelReady prober, when watching a cluster and not turned off. */
+function tunnelHealth(
+  values: { kubeconfig?: string; 'in-cluster'?: boolean; 'tunnel-probe-interval': string; 'tunnel-probe-connect'?: string; 'tunnel-probe-tls-dir'?: string },
+  settings: Settings,
+  logger: Logger,
+): { monitor: TunnelHealthMonitor } | undefined {
+  const seconds = Number(values['tunnel-probe-interval']);
+  if (!(seconds >= 0)) throw new UsageError(`--tunnel-probe-interval: "${values['tunnel-probe-interval']}" is not a number of seconds`);
+  if (seconds === 0 || (values.kubeconfig === undefined && !values['in-cluster'])) return undefined;
+  if (settings.tls && !values['tunnel-probe-tls-dir']) throw new UsageError('--tunnel-probe-tls-dir is required to probe tunnels with TLS (or --tunnel-probe-interval 0)');
+  const kubeConfig = new KubeConfig();
+  if (values.kubeconfig !== undefined) kubeConfig.loadFromFile(values.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  const writer = new NodeConditionWriter(kubeConfig, logger.child({ component: 'tunnel-health' }));
+  const clouds = values['tunnel-probe-connect'] ? values['tunnel-probe-connect'].split(',').map((c) => hostPort('tunnel-probe-connect', c.trim())) : [settings.connectListen];
+  const tls = settings.tls && values['tunnel-probe-tls-dir'] ? { dir: values['tunnel-probe-tls-dir'], serverName: settings.tls.cloudServerName } : undefined;
+  return { monitor: new TunnelHealthMonitor({ clouds, tls, intervalMs: seconds * 1000, probe: probeTunnel, onStatus: (node, status) => writer.set(node, status), onNodes: (nodes) => writer.retain(nodes) }) };
 }
 
 function isLoopback(address: string): boolean {
@@ -129,6 +161,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'log-level': { type: 'string', default: 'info' },
       'tls-dir': { type: 'string' },
       'admin-tls-dir': { type: 'string' },
+      'tunnel-probe-interval': { type: 'string', default: '30' },
+      'tunnel-probe-connect': { type: 'string' },
+      'tunnel-probe-tls-dir': { type: 'string' },
       'cloud-tls-dir': { type: 'string' },
       'edge-tls-dir': { type: 'string' },
       'cloud-server-name': { type: 'string' },
@@ -185,6 +220,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     adminPort: admin.port,
     tlsDir: values['tls-dir'],
     adminTlsDir: values['admin-tls-dir'],
+    tunnelHealth: tunnelHealth(values, settings, logger),
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

@@ -150,6 +150,10 @@ export function validateSettings(settings: Settings): InputError[] {
   port('connectListen.port', settings.connectListen.port);
   settings.allowedPorts.forEach((p, i) => port(`allowedPorts[${i}]`, p));
   settings.podPorts.forEach((p, i) => port(`podPorts[${i}]`, p));
+  // Port 1 carries the tunnel health probe (translate/names.ts: TUNNEL_HEALTH_PORT).
+  for (const [path, ports] of [['allowedPorts', settings.allowedPorts], ['podPorts', settings.podPorts], ['kubeletPorts', settings.kubeletPorts === 'any' ? [] : settings.kubeletPorts]] as const) {
+    if (ports.includes(1)) errors.push({ path, message: 'port 1 is reserved for tunnel health probes' });
+  }
   if (settings.cloudDestinations !== 'refuse' && settings.cloudDestinations !== 'direct') {
     errors.push({ path: 'cloudDestinations', message: `must be "direct" or "refuse", not "${String(settings.cloudDestinations)}"` });
   }

@@ -78,6 +78,11 @@ export class ControlPlane {
     return this.refused;
   }
 
+  /** The edge nodes of the configuration last published. */
+  edgeNodes(): string[] {
+    return (this.admission?.edgeNodes ?? []).map((node) => node.name);
+  }
+
   /** Where a CONNECT to `target` (HOST:PORT) goes with the configuration last published, or why it is refused. */
   explain(target: string): RouteExplanation {
     if (!this.admission) return { verdict: 'refused', reason: 'nothing published yet' };

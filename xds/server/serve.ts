@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { listenAds, serverTlsCredentials } from '../protocol/ads-server.js';
 import { ledgerMetrics, protocolMetrics } from '../protocol/metrics.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
+import type { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
 import { adminServer } from './admin.js';
 import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
 
@@ -35,6 +36,8 @@ export interface ServeOptions {
   readonly replicaId?: string;
   /** HTTPS with client certificates on the admin endpoint: tls.crt, tls.key, ca.crt. */
   readonly adminTlsDir?: string;
+  /** Probes every edge's tunnels through every cloud Envoy and reports each node's status (EdgeTunnelReady). */
+  readonly tunnelHealth?: { readonly monitor: TunnelHealthMonitor };
 }
 
 /** How long the first ServiceCIDR list may delay the start. */
@@ -65,7 +68,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   }
   await options.source.start((nodes) => {
     ready = controlPlane.update(nodes) || ready;
+    options.tunnelHealth?.monitor.setNodes(controlPlane.edgeNodes());
   });
+  options.tunnelHealth?.monitor.start();
   if (!ready) throw new Error('the first node list could not be served (see the errors above)');
 
   const { server, port: xdsPort } = await listenAds(
@@ -101,6 +106,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     xdsPort,
     adminPort,
     async close() {
+      await options.tunnelHealth?.monitor.stop();
       await options.source.stop();
       await options.serviceCidrSource?.stop();
       admin.closeAllConnections();

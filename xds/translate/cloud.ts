@@ -10,7 +10,7 @@ import { pack } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
-import { CLOUD, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
+import { CLOUD, TUNNEL_HEALTH_PORT, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
 import type { Admission } from './admission.js';
 import { directNameVirtualHosts, directRanges } from './direct.js';
 import { podRangesOf, rangeVirtualHosts } from './ranges.js';
@@ -121,7 +121,7 @@ function nodeVirtualHostOf(node: TunnelNode, settings: Settings): DeepPartial<Vi
   const ports = allowedPortsOf(node.kubeletPort, settings);
   return {
     name: nodeVirtualHost(node.name),
-    domains: routingHosts(node).flatMap((host) => ports.map((port) => authority(host, port))),
+    domains: [...routingHosts(node).flatMap((host) => ports.map((port) => authority(host, port))), authority(node.name, TUNNEL_HEALTH_PORT)],
     routes: [tunnelRoute(node.name)],
   };
 }

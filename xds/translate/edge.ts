@@ -11,7 +11,7 @@ import { pack } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, seconds, fixedEndpointsCluster } from './common.js';
-import { EDGE, authority, localPortCluster } from './names.js';
+import { EDGE, TUNNEL_HEALTH_PORT, authority, localPortCluster } from './names.js';
 import type { RouteAction } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
 
 import { SECRETS, toCloudTls } from './tls.js';
@@ -77,6 +77,15 @@ function localPortVirtualHost(node: TunnelNode, port: number, settings: Settings
   };
 }
 
+/** The tunnel health probe (`CONNECT <node>:1`): answered here, so it proves cloud → tunnel → edge Envoy. */
+function tunnelHealth(node: TunnelNode): DeepPartial<VirtualHost> {
+  return {
+    name: 'tunnel_health',
+    domains: [authority(node.name, TUNNEL_HEALTH_PORT)],
+    routes: [{ match: { connectMatcher: {} }, directResponse: { status: 200 } }],
+  };
+}
+
 /** The edge's own check: whatever the cloud forwards, ports off the allowlist are refused here too. */
 function refuseOtherPorts(): DeepPartial<VirtualHost> {
   return {
@@ -95,7 +104,12 @@ export function localRoutes(node: TunnelNode, settings: Settings): Any {
   const ports = allowedPortsOf(node.kubeletPort, settings);
   return pack('envoy.config.route.v3.RouteConfiguration', {
     name: EDGE.localRoutes,
-    virtualHosts: [...ports.map((port) => localPortVirtualHost(node, port, settings)), ...edgePodVirtualHosts(node, settings), refuseOtherPorts()],
+    virtualHosts: [
+      ...ports.map((port) => localPortVirtualHost(node, port, settings)),
+      ...edgePodVirtualHosts(node, settings),
+      tunnelHealth(node),
+      refuseOtherPorts(),
+    ],
   });
 }
 

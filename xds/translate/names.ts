@@ -43,6 +43,13 @@ export function nodeVirtualHost(node: string): string {
   return `node_${node}`;
 }
 
+/**
+ * `CONNECT <node name>:1` is a tunnel health probe: the cloud routes it down the node's tunnels like any
+ * CONNECT to the node, and the edge Envoy answers it 200 itself, touching no local service. Port 1 is
+ * reserved for it (settings refuse it as a node or pod port).
+ */
+export const TUNNEL_HEALTH_PORT = 1;
+
 /** Host:port as an HTTP authority, with IPv6 literals bracketed as CONNECT request targets have them. */
 export function authority(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -1,0 +1,77 @@
+// Keeps each edge node's EdgeTunnelReady status in step with what the cloud Envoys can actually reach:
+// every interval, one tunnel health probe per node through every cloud replica (a few at a time), and
+// the node's status handed on whenever it is known. Ready when every replica reaches it.
+
+import type { SocketAddress } from '../model/settings.js';
+import type { ProbeResult, ProbeTls } from './probe.js';
+
+export interface TunnelStatus {
+  readonly ready: boolean;
+  /** NoTunnel, NotRouted, ProbeFailed, or TunnelsUp. */
+  readonly reason: string;
+  readonly message: string;
+}
+
+export type Probe = (cloud: SocketAddress, tls: ProbeTls | undefined, node: string) => Promise<ProbeResult>;
+
+export interface MonitorOptions {
+  readonly clouds: readonly SocketAddress[];
+  readonly tls: ProbeTls | undefined;
+  readonly intervalMs: number;
+  readonly probe: Probe;
+  readonly onStatus: (node: string, status: TunnelStatus) => void;
+  /** The nodes to probe changed (nodes gone from the configuration are forgotten by the writer). */
+  readonly onNodes?: (nodes: readonly string[]) => void;
+  /** Probes in flight at once (default 16), so a large fleet is probed steadily, not in a burst. */
+  readonly parallel?: number;
+}
+
+/** The node's status from one probe per cloud replica. */
+export function tunnelStatus(results: readonly ProbeResult[]): TunnelStatus {
+  const failed = results.flatMap((r) => (r.ok ? [] : [r]));
+  if (failed.length === 0) return { ready: true, reason: 'TunnelsUp', message: `reachable through ${results.length} cloud Envoy(s)` };
+  return { ready: false, reason: failed[0].reason, message: failed.map((f) => f.message).join('; ') };
+}
+
+export class TunnelHealthMonitor {
+  private nodes: readonly string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: MonitorOptions) {}
+
+  /** The edge nodes to probe (the configuration last published). */
+  setNodes(nodes: readonly string[]): void {
+    this.nodes = nodes;
+    this.options.onNodes?.(nodes);
+  }
+
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.running = this.round().finally(() => {
+        if (!this.stopped) this.timer = setTimeout(tick, this.options.intervalMs);
+      });
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One probe of every node through every cloud replica, `parallel` nodes at a time. */
+  async round(): Promise<void> {
+    const queue = [...this.nodes];
+    const worker = async (): Promise<void> => {
+      for (let node = queue.shift(); node !== undefined && !this.stopped; node = queue.shift()) {
+        const results = await Promise.all(this.options.clouds.map((cloud) => this.options.probe(cloud, this.options.tls, node)));
+        if (!this.stopped) this.options.onStatus(node, tunnelStatus(results));
+      }
+    };
+    await Promise.all(Array.from({ length: this.options.parallel ?? 16 }, worker));
+  }
+}
