@@ -49,6 +49,7 @@ ${edge.describeProcesses()}
 
 try:
   ${k} get nodes -o wide
+  ${k} get nodes -o custom-columns='NAME:.metadata.name,EDGE-TUNNEL:.status.conditions[?(@.type=="EdgeTunnelReady")].status,REASON:.status.conditions[?(@.type=="EdgeTunnelReady")].reason'
   ${k} logs app-a
   ${k} logs -f app-a                  (append lines to ${relative(process.cwd(), edge.logsFile('edge-a'))})
   ${k} exec app-a -- sh -c 'echo hello from the edge; id -un'
