@@ -78,6 +78,9 @@ describe('auditing real Envoys: xds diff and xds status', { concurrency: false }
       async (error: Error) => assert.fail(`${error.message}; alerts: ${JSON.stringify(await prometheus.alerts())}; targets: ${await prometheus.targets()}`),
     );
     assert.equal(await prometheus.query('xds_nacking_proxies{role="cloud"}'), 1);
+    // The serving certificate's expiry is exported (and far enough away that its alert is quiet).
+    const expiry = (await prometheus.query('xds_certificate_expiry_timestamp_seconds{purpose="xds"}')) ?? 0;
+    assert.ok(expiry * 1000 > Date.now() + 86_400_000, `the xDS certificate expires at ${new Date(expiry * 1000).toISOString()}`);
   });
 
   step('undoing the change clears both', async () => {

@@ -113,6 +113,9 @@ describe('Kubernetes end to end: kubectl through edge-tunnel', { concurrency: fa
     try {
       await waitFor('edge-a EdgeTunnelReady False', async () => (await condition('edge-a')) === 'False NoTunnel', { timeoutMs: 15_000 });
       assert.equal(await condition('edge-b'), 'True TunnelsUp', 'edge-b unaffected');
+      const metrics = await (await fetch(`${edge.topology.xdsAdminUrl}/metrics`)).text();
+      assert.match(metrics, /^xds_edge_tunnel_ready\{node="edge-a"\} 0$/m);
+      assert.match(metrics, /^xds_edge_tunnel_ready\{node="edge-b"\} 1$/m);
       const { stdout } = await kubectl('describe', 'node', 'edge-a');
       assert.match(stdout, /EdgeTunnelReady\s+False .* NoTunnel\s+the cloud Envoy at 127\.0\.0\.1:\d+ holds no tunnel of edge-a/);
     } finally {

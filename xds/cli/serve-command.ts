@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_EDGE_SELECTOR, KubernetesNodeSource, KubernetesServiceCidrSource } from '../sources/kubernetes.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
@@ -106,6 +106,7 @@ function tunnelHealth(
   values: { kubeconfig?: string; 'in-cluster'?: boolean; 'tunnel-probe-interval': string; 'tunnel-probe-connect'?: string; 'tunnel-probe-tls-dir'?: string },
   settings: Settings,
   logger: Logger,
+  registry: Registry,
 ): { monitor: TunnelHealthMonitor } | undefined {
   const seconds = Number(values['tunnel-probe-interval']);
   if (!(seconds >= 0)) throw new UsageError(`--tunnel-probe-interval: "${values['tunnel-probe-interval']}" is not a number of seconds`);
@@ -117,7 +118,31 @@ function tunnelHealth(
   const writer = new NodeConditionWriter(kubeConfig, logger.child({ component: 'tunnel-health' }));
   const clouds = values['tunnel-probe-connect'] ? values['tunnel-probe-connect'].split(',').map((c) => hostPort('tunnel-probe-connect', c.trim())) : [settings.connectListen];
   const tls = settings.tls && values['tunnel-probe-tls-dir'] ? { dir: values['tunnel-probe-tls-dir'], serverName: settings.tls.cloudServerName } : undefined;
-  return { monitor: new TunnelHealthMonitor({ clouds, tls, intervalMs: seconds * 1000, probe: probeTunnel, onStatus: (node, status) => writer.set(node, status), onNodes: (nodes) => writer.retain(nodes) }) };
+  // One series per edge node, 1 while every cloud replica reaches it: what a "node unreachable" alert needs.
+  const ready = new Gauge({ name: 'xds_edge_tunnel_ready', help: 'EdgeTunnelReady of each edge node: 1 when every cloud Envoy reaches it through its tunnels', labelNames: ['node'], registers: [registry] });
+  const reported = new Set<string>();
+  return {
+    monitor: new TunnelHealthMonitor({
+      clouds,
+      tls,
+      intervalMs: seconds * 1000,
+      probe: probeTunnel,
+      onStatus: (node, status) => {
+        ready.set({ node }, status.ready ? 1 : 0);
+        reported.add(node);
+        writer.set(node, status);
+      },
+      onNodes: (nodes) => {
+        writer.retain(nodes);
+        const keep = new Set(nodes);
+        for (const node of reported) {
+          if (keep.has(node)) continue;
+          ready.remove({ node });
+          reported.delete(node);
+        }
+      },
+    }),
+  };
 }
 
 function isLoopback(address: string): boolean {
@@ -220,7 +245,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     adminPort: admin.port,
     tlsDir: values['tls-dir'],
     adminTlsDir: values['admin-tls-dir'],
-    tunnelHealth: tunnelHealth(values, settings, logger),
+    certificateDirs: { xds: values['tls-dir'], admin: values['admin-tls-dir'], probe: values['tunnel-probe-tls-dir'] },
+    tunnelHealth: tunnelHealth(values, settings, logger, registry),
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

@@ -16,6 +16,7 @@ import { ledgerMetrics, protocolMetrics } from '../protocol/metrics.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
 import type { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
 import { adminServer } from './admin.js';
+import { certificateMetrics } from './certificate-metrics.js';
 import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
 
 export interface ServeOptions {
@@ -36,6 +37,8 @@ export interface ServeOptions {
   readonly replicaId?: string;
   /** HTTPS with client certificates on the admin endpoint: tls.crt, tls.key, ca.crt. */
   readonly adminTlsDir?: string;
+  /** The server's own certificate directories by purpose, for their expiry metric. */
+  readonly certificateDirs?: Readonly<Record<string, string | undefined>>;
   /** Probes every edge's tunnels through every cloud Envoy and reports each node's status (EdgeTunnelReady). */
   readonly tunnelHealth?: { readonly monitor: TunnelHealthMonitor };
 }
@@ -57,6 +60,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const ledger = new Ledger();
   const controlPlane = new ControlPlane(cache, settings, logger, controlPlaneMetrics(registry));
   ledgerMetrics(registry, ledger);
+  certificateMetrics(registry, options.certificateDirs ?? { xds: options.tlsDir });
   let ready = false;
   // Service CIDRs first, so the first configuration already routes Services; a cluster without the
   // ServiceCIDR API (or RBAC for it) must not keep the server from starting: it goes on retrying,
