@@ -9,6 +9,9 @@ import { join } from 'node:path';
 
 export const DEFAULT_ADMIN = 'http://127.0.0.1:18001';
 
+/** The audit commands' exit status for "the answer is bad" (refused, a problem, a difference), apart from 1 (the command failed) and 2 (usage). */
+export const PROBLEM_EXIT = 3;
+
 /** The parseArgs options every audit command takes to reach the admin endpoint. */
 export const ADMIN_OPTIONS = {
   admin: { type: 'string', default: DEFAULT_ADMIN },

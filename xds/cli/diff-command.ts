@@ -6,9 +6,8 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { XDS_CLIENT_SECRETS } from '../../agent-bootstrap/bootstrap.js';
 import { UsageError } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, getFromAdmin } from './admin-client.js';
 import { diffConfigs, rejectedListeners, runningResources, type Json } from './config-diff.js';
-import { REFUSED_EXIT } from './route-command.js';
 
 export const DIFF_HELP = `xds diff: does an Envoy run what the control plane intends for it?
 
@@ -43,5 +42,5 @@ export async function diffCommand(argv: string[]): Promise<number> {
   ];
   const total = Object.values(intended).reduce((n, list) => n + list.length, 0);
   process.stdout.write(lines.length === 0 ? `match: the Envoy runs all ${total} intended resources, and nothing else\n` : `${lines.join('\n')}\n`);
-  return lines.length === 0 ? 0 : REFUSED_EXIT;
+  return lines.length === 0 ? 0 : PROBLEM_EXIT;
 }

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { UsageError } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, getFromAdmin } from './admin-client.js';
 
 export const ROUTE_HELP = `xds route HOST:PORT: where a CONNECT to that destination goes, or why it is refused
 
@@ -16,13 +16,10 @@ Prints the verdict (tunnel to a node, direct dial, refused) and why, as YAML. Ex
 destination is routed, 3 when it is refused.
 `;
 
-/** The exit status for a refused destination or a problem found (xds status), apart from 1 (the command failed) and 2 (usage). */
-export const REFUSED_EXIT = 3;
-
 export async function routeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...ADMIN_OPTIONS } });
   if (positionals.length !== 1) throw new UsageError('give one destination, HOST:PORT');
   const body = await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/route', { target: positionals[0] });
   process.stdout.write(body);
-  return (parse(body) as { verdict?: string }).verdict === 'refused' ? REFUSED_EXIT : 0;
+  return (parse(body) as { verdict?: string }).verdict === 'refused' ? PROBLEM_EXIT : 0;
 }

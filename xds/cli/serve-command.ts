@@ -82,6 +82,14 @@ function fmt(a: { address: string; port: number }): string {
   return `${a.address}:${a.port}`;
 }
 
+/** The cluster's credentials: from a kubeconfig file, or the pod's ServiceAccount. */
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (path !== undefined) kubeConfig.loadFromFile(path);
+  else kubeConfig.loadFromCluster();
+  return kubeConfig;
+}
+
 /** The nodes file, or the cluster's Nodes and ServiceCIDRs. */
 function inputSources(
   values: { 'nodes-file'?: string; kubeconfig?: string; 'in-cluster'?: boolean; 'edge-selector'?: string },
@@ -91,9 +99,7 @@ function inputSources(
   if (values['nodes-file'] !== undefined) {
     return { source: new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) }) };
   }
-  const kubeConfig = new KubeConfig();
-  if (values.kubeconfig !== undefined) kubeConfig.loadFromFile(values.kubeconfig);
-  else kubeConfig.loadFromCluster();
+  const kubeConfig = loadKubeConfig(values.kubeconfig);
   const common = { kubeConfig, logger: logger.child({ component: 'kubernetes' }), registry };
   return {
     source: new KubernetesNodeSource({ ...common, edgeSelector: values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR }),
@@ -112,9 +118,7 @@ function tunnelHealth(
   if (!(seconds >= 0)) throw new UsageError(`--tunnel-probe-interval: "${values['tunnel-probe-interval']}" is not a number of seconds`);
   if (seconds === 0 || (values.kubeconfig === undefined && !values['in-cluster'])) return undefined;
   if (settings.tls && !values['tunnel-probe-tls-dir']) throw new UsageError('--tunnel-probe-tls-dir is required to probe tunnels with TLS (or --tunnel-probe-interval 0)');
-  const kubeConfig = new KubeConfig();
-  if (values.kubeconfig !== undefined) kubeConfig.loadFromFile(values.kubeconfig);
-  else kubeConfig.loadFromCluster();
+  const kubeConfig = loadKubeConfig(values.kubeconfig);
   const writer = new NodeConditionWriter(kubeConfig, logger.child({ component: 'tunnel-health' }));
   const clouds = values['tunnel-probe-connect'] ? values['tunnel-probe-connect'].split(',').map((c) => hostPort('tunnel-probe-connect', c.trim())) : [settings.connectListen];
   const tls = settings.tls && values['tunnel-probe-tls-dir'] ? { dir: values['tunnel-probe-tls-dir'], serverName: settings.tls.cloudServerName } : undefined;

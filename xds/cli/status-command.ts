@@ -6,8 +6,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { fleetStatus, type FleetStatus, type ReplicaStatus } from '../server/status.js';
 import { UsageError, positiveInt } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
-import { REFUSED_EXIT } from './route-command.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, getFromAdmin } from './admin-client.js';
 
 export const STATUS_HELP = `xds status: every proxy connected to the xDS server's replicas, and what is wrong
 
@@ -61,5 +60,5 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const status = fleetStatus(replicas, new Date(), staleAfterMs);
   const out = values.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : values.output === 'yaml' ? stringify(status) : table(status);
   process.stdout.write(out);
-  return status.problems.length > 0 ? REFUSED_EXIT : 0;
+  return status.problems.length > 0 ? PROBLEM_EXIT : 0;
 }
