@@ -16,6 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DEFAULT_CA_DAYS, bundlePaths, caFiles, loadBundleAuthority, pemBlocks, writeAtomically, writeTlsDir, type CaKind } from './bundle.js';
+import { sanEntries } from '../xds/protocol/identity.js';
 import { createAuthority, issue, type LeafRequest } from './issue.js';
 
 /** A certificate the CA signs: its files, the usage it was issued for, the trust file kept beside it. */
@@ -59,7 +60,7 @@ function writeTrust(out: string, which: CaKind, pem: string): void {
 
 /** The request that issued a certificate (names, usage), to issue it again. */
 function requestOf(cert: X509Certificate, usage: LeafRequest['usage']): LeafRequest {
-  const entries = (cert.subjectAltName ?? '').split(', ').filter(Boolean).map((entry) => [entry.slice(0, entry.indexOf(':')), entry.slice(entry.indexOf(':') + 1)]);
+  const entries = sanEntries(cert.subjectAltName ?? '');
   const of = (kind: string): string[] => entries.filter(([k]) => k === kind).map(([, v]) => v);
   return { commonName: /CN=([^\n]*)/.exec(cert.subject)?.[1] ?? 'edge-tunnel', dnsNames: of('DNS'), ipAddresses: of('IP Address'), uris: of('URI'), usage };
 }

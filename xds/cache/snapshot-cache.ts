@@ -11,8 +11,10 @@ export const CLOUD_KEY: ProxyKey = 'cloud';
 /** Every sidecar gets the same resources, as every cloud Envoy does. */
 export const SIDECAR_KEY: ProxyKey = 'sidecar';
 
+export const EDGE_KEY_PREFIX = 'edge/';
+
 export function edgeKey(node: string): ProxyKey {
-  return `edge/${node}`;
+  return `${EDGE_KEY_PREFIX}${node}`;
 }
 
 export type ChangeListener = (types: readonly XdsTypeUrl[]) => void;

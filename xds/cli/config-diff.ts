@@ -4,7 +4,9 @@
 // empty Duration), so both sides are normalised first: camelCase keys (map keys such as filter names
 // are left alone), default values (0, false, "", "0s", empty objects and lists) dropped.
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+import type { Json } from '../../envoy/render.js';
+
+export type { Json };
 type JsonObject = { [key: string]: Json };
 
 const isObject = (value: Json | undefined): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);

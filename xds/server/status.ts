@@ -5,6 +5,7 @@
 // ledger and the cache it reads.
 
 import type { Ledger, TypeLedger } from '../cache/ledger.js';
+import { EDGE_KEY_PREFIX } from '../cache/snapshot-cache.js';
 import { shortTypeName } from '../../envoy/xds-types.js';
 
 export interface ProxyStatus {
@@ -23,8 +24,6 @@ export interface ReplicaStatus {
   readonly servedEdges: readonly string[];
   readonly proxies: readonly ProxyStatus[];
 }
-
-const EDGE_KEY_PREFIX = 'edge/';
 
 export function replicaStatus(replica: string, ledger: Ledger, keys: readonly string[]): ReplicaStatus {
   return {

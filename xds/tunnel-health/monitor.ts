@@ -3,7 +3,7 @@
 // the node's status handed on whenever it is known. Ready when every replica reaches it.
 
 import type { SocketAddress } from '../model/settings.js';
-import type { ProbeResult, ProbeTls } from './probe.js';
+import { loadProbeCredentials, type ProbeCredentials, type ProbeResult, type ProbeTls } from './probe.js';
 
 export interface TunnelStatus {
   readonly ready: boolean;
@@ -12,7 +12,7 @@ export interface TunnelStatus {
   readonly message: string;
 }
 
-export type Probe = (cloud: SocketAddress, tls: ProbeTls | undefined, node: string) => Promise<ProbeResult>;
+export type Probe = (cloud: SocketAddress, credentials: ProbeCredentials | undefined, node: string) => Promise<ProbeResult>;
 
 export interface MonitorOptions {
   readonly clouds: readonly SocketAddress[];
@@ -66,9 +66,16 @@ export class TunnelHealthMonitor {
   /** One probe of every node through every cloud replica, `parallel` nodes at a time. */
   async round(): Promise<void> {
     const queue = [...this.nodes];
+    let credentials: ProbeCredentials | undefined;
+    try {
+      credentials = this.options.tls && loadProbeCredentials(this.options.tls);
+    } catch {
+      // Files being replaced: this round is skipped (the last statuses stand), the next reads them again.
+      return;
+    }
     const worker = async (): Promise<void> => {
       for (let node = queue.shift(); node !== undefined && !this.stopped; node = queue.shift()) {
-        const results = await Promise.all(this.options.clouds.map((cloud) => this.options.probe(cloud, this.options.tls, node)));
+        const results = await Promise.all(this.options.clouds.map((cloud) => this.options.probe(cloud, credentials, node)));
         if (!this.stopped) this.options.onStatus(node, tunnelStatus(results));
       }
     };

@@ -18,10 +18,21 @@ export interface ProbeTls {
   readonly serverName: string;
 }
 
-export function probeTunnel(cloud: SocketAddress, tls: ProbeTls | undefined, node: string, timeoutMs = 5000): Promise<ProbeResult> {
+/** The probe's TLS options, read from their files (once per round: a rotated certificate is used from the next). */
+export interface ProbeCredentials {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly servername: string;
+}
+
+export function loadProbeCredentials(tls: ProbeTls): ProbeCredentials {
+  return { ca: readFileSync(join(tls.dir, 'ca.crt')), cert: readFileSync(join(tls.dir, 'tls.crt')), key: readFileSync(join(tls.dir, 'tls.key')), servername: tls.serverName };
+}
+
+export function probeTunnel(cloud: SocketAddress, credentials: ProbeCredentials | undefined, node: string, timeoutMs = 5000): Promise<ProbeResult> {
   const target = authority(node, TUNNEL_HEALTH_PORT);
   return new Promise((resolve) => {
-    const credentials = tls && { ca: readFileSync(join(tls.dir, 'ca.crt')), cert: readFileSync(join(tls.dir, 'tls.crt')), key: readFileSync(join(tls.dir, 'tls.key')), servername: tls.serverName };
     const socket = connect({ host: cloud.address, port: cloud.port, ...credentials });
     let received = '';
     const done = (result: ProbeResult): void => {
