@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { XDS_CLIENT_SECRETS } from '../../agent-bootstrap/bootstrap.js';
 import { UsageError } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, firstAdminTarget, getFromAdmin } from './admin-client.js';
 import { diffConfigs, rejectedListeners, runningResources, type Json } from './config-diff.js';
 
 export const DIFF_HELP = `xds diff: does an Envoy run what the control plane intends for it?
@@ -32,7 +32,7 @@ export async function diffCommand(argv: string[]): Promise<number> {
   if (values.role === 'edge' && !values.node) throw new UsageError('--role edge needs --node NAME');
   if (!values.envoy) throw new UsageError('--envoy URL (the Envoy admin endpoint) is required');
   const query = { role: values.role, node: values.role === 'edge' ? values.node : undefined, format: 'resources' };
-  const intended = parse(await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/dump', query)) as Record<string, Json[]>;
+  const intended = parse(await getFromAdmin(await firstAdminTarget(values), '/dump', query)) as Record<string, Json[]>;
   const configDump = JSON.parse(await getFromAdmin(values.envoy, '/config_dump')) as Json;
   const diffs = diffConfigs(intended, runningResources(configDump, Object.values(XDS_CLIENT_SECRETS)));
   const rejected = rejectedListeners(configDump);

@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { UsageError } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, firstAdminTarget, getFromAdmin } from './admin-client.js';
 
 export const DUMP_HELP = `xds dump: what the xDS server holds for one proxy, and what that proxy acknowledged
 
@@ -36,5 +36,5 @@ export async function dumpCommand(argv: string[]): Promise<void> {
   const types = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'];
   if (values.type !== undefined && !types.includes(values.type)) throw new UsageError(`--type must be one of ${types.join(', ')}`);
   const query = { role: values.role, node: values.node, type: values.type, name: values.name, format: values.format };
-  process.stdout.write(await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/dump', query));
+  process.stdout.write(await getFromAdmin(await firstAdminTarget(values), '/dump', query));
 }

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { UsageError } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, firstAdminTarget, getFromAdmin } from './admin-client.js';
 
 export const ROUTE_HELP = `xds route HOST:PORT: where a CONNECT to that destination goes, or why it is refused
 
@@ -19,7 +19,7 @@ destination is routed, 3 when it is refused.
 export async function routeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...ADMIN_OPTIONS } });
   if (positionals.length !== 1) throw new UsageError('give one destination, HOST:PORT');
-  const body = await getFromAdmin({ url: values.admin, tlsDir: values['admin-tls-dir'] }, '/route', { target: positionals[0] });
+  const body = await getFromAdmin(await firstAdminTarget(values), '/route', { target: positionals[0] });
   process.stdout.write(body);
   return (parse(body) as { verdict?: string }).verdict === 'refused' ? PROBLEM_EXIT : 0;
 }

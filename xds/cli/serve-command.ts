@@ -9,10 +9,11 @@ import type { ListSource, NodeSource } from '../sources/source.js';
 import { DEFAULT_KUBELET_PORT } from '../model/node.js';
 import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '../model/settings.js';
 import { NodesFileSource } from '../sources/nodes-file.js';
-import { serve } from '../server/serve.js';
+import { serve, type ServeOptions } from '../server/serve.js';
 import { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
 import { NodeConditionWriter } from '../tunnel-health/node-condition.js';
 import { probeTunnel } from '../tunnel-health/probe.js';
+import { ADMIN_AUTH_MODES, KubernetesTokenAuthorizer, type AdminAuthMode } from '../server/admin-auth.js';
 import { UsageError, hostPort, port, portList, positiveInt } from './args.js';
 
 export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
@@ -24,10 +25,18 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
                            (default ${DEFAULT_EDGE_SELECTOR}; OpenYurt: openyurt.io/is-edge-worker=true)
                            exactly one of --nodes-file, --kubeconfig, --in-cluster
   --listen HOST:PORT       ADS gRPC address              (default 127.0.0.1:18000)
-  --admin HOST:PORT        admin: /healthz /metrics /status /dump /route (default 127.0.0.1:18001);
-                           loopback only, unless --admin-tls-dir secures it
-  --admin-tls-dir DIR      HTTPS on the admin endpoint, for clients with a certificate from DIR's
-                           ca.crt only (tls.crt, tls.key: its own); reloaded when the files change
+  --admin HOST:PORT        admin: /healthz /metrics /status /dump /route, plain HTTP on a loopback
+                           address only (default 127.0.0.1:18001): probes, kubectl exec
+  --secure-admin HOST:PORT the same endpoints over HTTPS on any address, for xds status across
+                           replicas and Prometheus; every path but /healthz needs credentials
+  --admin-tls-dir DIR      the secure listener's tls.crt and tls.key, and ca.crt: the CA of admin
+                           client certificates; reloaded when the files change
+  --admin-auth MODES       who the secure listener lets in, comma-separated (default certificate):
+                           certificate  a client certificate from --admin-tls-dir's ca.crt
+                           token        a bearer token Kubernetes accepts (TokenReview) whose user may
+                                        get the path (SubjectAccessReview, RBAC nonResourceURLs;
+                                        ClusterRole edge-tunnel-auditor); needs --kubeconfig/--in-cluster
+  --replica NAME           this replica's name in xds status (default: the host name, the pod's name)
   --tunnel-listen H:P      cloud Envoy's tunnel handshake listener (default ${fmt(DEFAULT_SETTINGS.tunnelListen)})
   --tunnel-dial LIST       where edge Envoys dial the cloud: H:P per cloud Envoy replica, comma-
                            separated; every edge holds tunnels to each (default ${DEFAULT_SETTINGS.tunnelDial.map(fmt).join(',')})
@@ -149,6 +158,28 @@ function tunnelHealth(
   };
 }
 
+/** The secure admin listener, when asked for. */
+function secureAdmin(values: { 'secure-admin'?: string; 'admin-tls-dir'?: string; 'admin-auth': string; kubeconfig?: string; 'in-cluster'?: boolean }): ServeOptions['secureAdmin'] {
+  const modes = values['admin-auth'].split(',').map((m) => m.trim()).filter(Boolean);
+  const unknown = modes.filter((m) => !(ADMIN_AUTH_MODES as readonly string[]).includes(m));
+  if (modes.length === 0 || unknown.length > 0) throw new UsageError(`--admin-auth: "${values['admin-auth']}" is not a list of ${ADMIN_AUTH_MODES.join(', ')}`);
+  if (values['secure-admin'] === undefined) {
+    if (values['admin-tls-dir'] !== undefined) throw new UsageError('--admin-tls-dir is for --secure-admin HOST:PORT');
+    return undefined;
+  }
+  if (values['admin-tls-dir'] === undefined) throw new UsageError('--secure-admin needs --admin-tls-dir (its certificate, and the CA of client certificates)');
+  const token = modes.includes('token');
+  if (token && values.kubeconfig === undefined && !values['in-cluster']) throw new UsageError('--admin-auth token asks Kubernetes about each token: it needs --kubeconfig or --in-cluster');
+  const listen = hostPort('secure-admin', values['secure-admin']);
+  return {
+    host: listen.address,
+    port: listen.port,
+    tlsDir: values['admin-tls-dir'],
+    modes: modes as AdminAuthMode[],
+    ...(token && { tokens: new KubernetesTokenAuthorizer(loadKubeConfig(values.kubeconfig)) }),
+  };
+}
+
 function isLoopback(address: string): boolean {
   return address === 'localhost' || address === '::1' || /^127\./.test(address);
 }
@@ -190,6 +221,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'log-level': { type: 'string', default: 'info' },
       'tls-dir': { type: 'string' },
       'admin-tls-dir': { type: 'string' },
+      'secure-admin': { type: 'string' },
+      'admin-auth': { type: 'string', default: 'certificate' },
+      replica: { type: 'string' },
       'tunnel-probe-interval': { type: 'string', default: '30' },
       'tunnel-probe-connect': { type: 'string' },
       'tunnel-probe-tls-dir': { type: 'string' },
@@ -233,9 +267,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   };
   const xdsListen = hostPort('listen', values.listen);
   const admin = hostPort('admin', values.admin);
-  // The admin endpoint shows every route into the edge: beyond loopback only with client certificates.
-  if (!isLoopback(admin.address) && !values['admin-tls-dir']) {
-    throw new UsageError(`--admin ${values.admin} is not a loopback address: add --admin-tls-dir so that only clients with a certificate reach it`);
+  // The admin endpoint shows every route into the edge: beyond loopback only with credentials.
+  if (!isLoopback(admin.address)) {
+    throw new UsageError(`--admin ${values.admin} is not a loopback address: use --secure-admin ${values.admin} with --admin-tls-dir, so that only clients with credentials reach it`);
   }
   const logger = pino({ level: values['log-level'], base: { component: 'xds' } });
   const registry = new Registry();
@@ -248,7 +282,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     adminHost: admin.address,
     adminPort: admin.port,
     tlsDir: values['tls-dir'],
-    adminTlsDir: values['admin-tls-dir'],
+    secureAdmin: secureAdmin(values),
+    ...(values.replica !== undefined && { replicaId: values.replica }),
     certificateDirs: { xds: values['tls-dir'], admin: values['admin-tls-dir'], probe: values['tunnel-probe-tls-dir'] },
     tunnelHealth: tunnelHealth(values, settings, logger, registry),
   });

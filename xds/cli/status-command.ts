@@ -6,13 +6,13 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { fleetStatus, type FleetStatus, type ReplicaStatus } from '../server/status.js';
 import { UsageError, positiveInt } from './args.js';
-import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, getFromAdmin } from './admin-client.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, PROBLEM_EXIT, adminTargets, getFromAdmin } from './admin-client.js';
 
 export const STATUS_HELP = `xds status: every proxy connected to the xDS server's replicas, and what is wrong
 
 ${ADMIN_HELP}
-                           (--admin takes one URL per replica, comma-separated; in a cluster one
-                           kubectl port-forward per replica pod)
+                           (--admin takes one URL per replica, comma-separated; in a cluster
+                           --admin-service edge-tunnel/edge-tunnel-xds finds every replica)
   -o, --output FORMAT      table (default), json or yaml
   --stale-after SECONDS    a response not ACKed for this long is stale (default 15)
 
@@ -41,7 +41,8 @@ function table(status: FleetStatus): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   const problems = status.problems.map((p) => `${p.kind.toUpperCase().padEnd(8)} ${p.where}: ${p.detail}`);
-  return [line(header), ...rows.map(line), '', problems.length === 0 ? 'no problems' : problems.join('\n'), ''].join('\n');
+  const replicas = `replicas: ${status.replicas.map((r) => `${r.replica}${r.url ? ` (${r.url})` : ''} ${r.proxies} proxies`).join(', ')}`;
+  return [replicas, '', line(header), ...rows.map(line), '', problems.length === 0 ? 'no problems' : problems.join('\n'), ''].join('\n');
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -55,8 +56,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
   });
   if (!['table', 'json', 'yaml'].includes(values.output)) throw new UsageError('-o must be table, json or yaml');
   const staleAfterMs = positiveInt('stale-after', values['stale-after']) * 1000;
-  const admins = values.admin.split(',').map((a) => a.trim()).filter(Boolean);
-  const replicas = await Promise.all(admins.map(async (url) => JSON.parse(await getFromAdmin({ url, tlsDir: values['admin-tls-dir'] }, '/status')) as ReplicaStatus));
+  const targets = await adminTargets(values);
+  const replicas = await Promise.all(targets.map(async (target) => ({ ...(JSON.parse(await getFromAdmin(target, '/status')) as ReplicaStatus), url: target.url })));
   const status = fleetStatus(replicas, new Date(), staleAfterMs);
   const out = values.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : values.output === 'yaml' ? stringify(status) : table(status);
   process.stdout.write(out);

@@ -1,5 +1,7 @@
-// The local admin endpoint: /healthz, /metrics (Prometheus) and /dump for `xds dump`. It listens on
-// loopback by default because a dump shows every route into the edge.
+// The admin endpoint: /healthz, /metrics (Prometheus), /dump, /status, /route for the audit commands.
+// Plain HTTP on loopback only, because a dump shows every route into the edge; reachable from
+// elsewhere (xds status across replicas, Prometheus) only through the secure listener: HTTPS, and a
+// client certificate or a Kubernetes bearer token for everything but /healthz (admin-auth.ts).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import type { Ledger } from '../cache/ledger.js';
 import { CLOUD_KEY, SIDECAR_KEY, edgeKey, type ResourceWatcher } from '../cache/snapshot-cache.js';
 import type { RouteExplanation } from '../translate/explain.js';
 import type { Json } from '../../envoy/render.js';
+import { AuthUnavailableError, authorize, type AdminAuthMode, type TokenAuthorizer } from './admin-auth.js';
 import { dumpProxy, resourcesOnly } from './dump.js';
 import { replicaStatus } from './status.js';
 
@@ -28,16 +31,19 @@ export interface AdminDeps {
   readonly replicaId: string;
 }
 
-/**
- * The admin endpoint. Plain HTTP on loopback; with `tlsDir` (tls.crt, tls.key, ca.crt) HTTPS that
- * requires a client certificate from that CA, re-read when the files change (checked every 5 s).
- */
-export function adminServer(deps: AdminDeps, tlsDir?: string): Server {
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+type Reply = (status: number, body: string, type?: string) => void;
+
+function replier(res: ServerResponse): Reply {
+  return (status, body, type = 'text/plain; charset=utf-8') => {
+    res.writeHead(status, { 'content-type': type, ...(status === 401 && { 'www-authenticate': 'Bearer realm="edge-tunnel xds admin"' }) }).end(body);
+  };
+}
+
+/** The admin endpoint's requests, answered without any check of who asks (the listeners do that). */
+function adminHandler(deps: AdminDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
-    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
-      res.writeHead(status, { 'content-type': type }).end(body);
-    };
+    const reply = replier(res);
     if (req.method !== 'GET') return reply(405, 'only GET\n');
     switch (url.pathname) {
       case '/healthz': {
@@ -76,18 +82,55 @@ export function adminServer(deps: AdminDeps, tlsDir?: string): Server {
         return reply(404, 'endpoints: /healthz /metrics /proxies /dump /route /status\n');
     }
   };
-  if (!tlsDir) return createServer(handler);
-  const read = (): { cert: Buffer; key: Buffer; ca: Buffer } => ({
+}
+
+/** The loopback admin endpoint: plain HTTP, for probes and `kubectl exec` inside the pod. */
+export function adminServer(deps: AdminDeps): Server {
+  return createServer(adminHandler(deps));
+}
+
+export interface SecureAdminOptions {
+  /** tls.crt and tls.key: the listener's certificate; ca.crt: the CA of client certificates (mode certificate). */
+  readonly tlsDir: string;
+  readonly modes: readonly AdminAuthMode[];
+  /** Checks bearer tokens (mode token). */
+  readonly tokens?: TokenAuthorizer;
+  readonly onDecision?: (decision: { path: string; allowed: boolean; user?: string; reason?: string }) => void;
+}
+
+/**
+ * The secure admin endpoint: HTTPS, certificate files re-read when they change (checked every 5 s), and
+ * every request but /healthz authenticated and authorized (admin-auth.ts). A client certificate is
+ * asked for (mode certificate) but not required by the handshake, so that /healthz answers HTTPS
+ * probes without credentials; every other path checks it, or the token, per request.
+ */
+export function secureAdminServer(deps: AdminDeps, options: SecureAdminOptions): Server {
+  const handle = adminHandler(deps);
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = new URL(req.url ?? '/', 'https://admin').pathname;
+    authorize(req, path, options.modes, options.tokens).then(
+      (decision) => {
+        options.onDecision?.({ path, ...decision });
+        if (decision.allowed) handle(req, res);
+        else replier(res)(decision.status, `${decision.status === 401 ? 'unauthorized' : 'forbidden'}: ${decision.reason}\n`);
+      },
+      (error: unknown) => replier(res)(error instanceof AuthUnavailableError ? 503 : 500, `${error instanceof Error ? error.message : String(error)}\n`),
+    );
+  };
+  const { tlsDir } = options;
+  // The client CA only matters when certificates are a way in; a token-only listener needs no ca.crt.
+  const read = (): { cert: Buffer; key: Buffer; ca?: Buffer } => ({
     cert: readFileSync(join(tlsDir, 'tls.crt')),
     key: readFileSync(join(tlsDir, 'tls.key')),
-    ca: readFileSync(join(tlsDir, 'ca.crt')),
+    ...(!options.modes.includes('certificate') ? {} : { ca: readFileSync(join(tlsDir, 'ca.crt')) }),
   });
+  const same = (a: Buffer | undefined, b: Buffer | undefined): boolean => (a === undefined ? b === undefined : b !== undefined && a.equals(b));
   let current = read();
-  const server = createTlsServer({ ...current, requestCert: true, rejectUnauthorized: true }, handler);
+  const server = createTlsServer({ ...current, requestCert: options.modes.includes('certificate'), rejectUnauthorized: false }, handler);
   const reload = setInterval(() => {
     try {
       const next = read();
-      if (next.cert.equals(current.cert) && next.key.equals(current.key) && next.ca.equals(current.ca)) return;
+      if (same(next.cert, current.cert) && same(next.key, current.key) && same(next.ca, current.ca)) return;
       server.setSecureContext(next);
       current = next;
     } catch {

@@ -15,7 +15,10 @@ import { listenAds, serverTlsCredentials } from '../protocol/ads-server.js';
 import { ledgerMetrics, protocolMetrics } from '../protocol/metrics.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
 import type { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
-import { adminServer } from './admin.js';
+import { Counter } from 'prom-client';
+import type { Server } from 'node:http';
+import { adminServer, secureAdminServer } from './admin.js';
+import type { AdminAuthMode, TokenAuthorizer } from './admin-auth.js';
 import { certificateMetrics } from './certificate-metrics.js';
 import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
 
@@ -35,8 +38,15 @@ export interface ServeOptions {
   readonly registry?: Registry;
   /** This replica's name in `xds status` (default: the host name, which is the pod name in a cluster). */
   readonly replicaId?: string;
-  /** HTTPS with client certificates on the admin endpoint: tls.crt, tls.key, ca.crt. */
-  readonly adminTlsDir?: string;
+  /** The secure admin listener (HTTPS, authenticated), beside the loopback one. */
+  readonly secureAdmin?: {
+    readonly host: string;
+    readonly port: number;
+    /** tls.crt, tls.key; ca.crt: the CA of admin client certificates. */
+    readonly tlsDir: string;
+    readonly modes: readonly AdminAuthMode[];
+    readonly tokens?: TokenAuthorizer;
+  };
   /** The server's own certificate directories by purpose, for their expiry metric. */
   readonly certificateDirs?: Readonly<Record<string, string | undefined>>;
   /** Probes every edge's tunnels through every cloud Envoy and reports each node's status (EdgeTunnelReady). */
@@ -49,6 +59,8 @@ const SERVICE_CIDR_WAIT_MS = 5000;
 export interface RunningServer {
   readonly xdsPort: number;
   readonly adminPort: number;
+  /** The secure admin listener's port, when there is one. */
+  readonly secureAdminPort?: number;
   close(): Promise<void>;
 }
 
@@ -92,31 +104,54 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   // stays current. A failing ServiceCIDR watch does not count: --service-cidrs covers it, and clusters
   // without that API would never be ready (it shows in xds_kubernetes_watch_up{resource="servicecidrs"}).
   const notReady = (): string | undefined => (ready ? options.source.problem() : 'no node list published yet');
-  const admin = adminServer({
+  const deps = {
     cache,
     ledger,
     registry,
     notReady,
     refusedInput: () => controlPlane.refusedInput(),
-    explain: (target) => controlPlane.explain(target),
+    explain: (target: string) => controlPlane.explain(target),
     replicaId: options.replicaId ?? hostname(),
-  }, options.adminTlsDir);
-  admin.listen(options.adminPort, options.adminHost);
-  await once(admin, 'listening');
+  };
+  const admin = await listen(adminServer(deps), options.adminPort, options.adminHost);
+  const secure = options.secureAdmin && (await listen(secureAdminServer(deps, { ...options.secureAdmin, onDecision: adminAccessLog(logger, registry) }), options.secureAdmin.port, options.secureAdmin.host));
   const adminPort = (admin.address() as AddressInfo).port;
-  logger.info({ xds: `${options.xdsListen.replace(/:\d+$/, '')}:${xdsPort}`, admin: `${options.adminHost}:${adminPort}` }, 'xDS server listening');
+  const secureAdminPort = secure && (secure.address() as AddressInfo).port;
+  logger.info({ xds: `${options.xdsListen.replace(/:\d+$/, '')}:${xdsPort}`, admin: `${options.adminHost}:${adminPort}`, ...(secure && { secureAdmin: `${options.secureAdmin?.host}:${secureAdminPort}` }) }, 'xDS server listening');
 
   return {
     xdsPort,
     adminPort,
+    secureAdminPort,
     async close() {
       await options.tunnelHealth?.monitor.stop();
       await options.source.stop();
       await options.serviceCidrSource?.stop();
-      admin.closeAllConnections();
-      admin.close();
+      for (const server of [admin, secure]) {
+        server?.closeAllConnections();
+        server?.close();
+      }
       // forceShutdown ends open ADS streams at once; proxies keep their config and reconnect elsewhere.
       server.forceShutdown();
     },
+  };
+}
+
+const ADMIN_PATHS = new Set(['/healthz', '/metrics', '/proxies', '/dump', '/status', '/route']);
+
+async function listen(server: Server, port: number, host: string): Promise<Server> {
+  server.listen(port, host);
+  await once(server, 'listening');
+  return server;
+}
+
+/** Refusals on the secure admin listener are logged (an operator's token lacking a grant shows why) and all decisions counted. */
+function adminAccessLog(logger: Logger, registry: Registry): (decision: { path: string; allowed: boolean; user?: string; reason?: string }) => void {
+  const requests = new Counter({ name: 'xds_admin_requests_total', help: 'Requests to the secure admin listener by path and decision', labelNames: ['path', 'decision'], registers: [registry] });
+  return ({ path, allowed, user, reason }) => {
+    // Known endpoints only as label values: a client must not create series with made-up paths.
+    requests.inc({ path: ADMIN_PATHS.has(path) ? path : 'other', decision: allowed ? 'allowed' : 'refused' });
+    if (!allowed) logger.info({ path, reason }, 'admin request refused');
+    else logger.debug({ path, user }, 'admin request allowed');
   };
 }

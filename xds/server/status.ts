@@ -20,6 +20,8 @@ export interface ProxyStatus {
 
 export interface ReplicaStatus {
   readonly replica: string;
+  /** Where the command reached it (added by the command, not the replica). */
+  readonly url?: string;
   /** Edge nodes this replica serves a configuration for. */
   readonly servedEdges: readonly string[];
   readonly proxies: readonly ProxyStatus[];
@@ -51,6 +53,8 @@ export interface Problem {
 }
 
 export interface FleetStatus {
+  /** Every replica asked, with how many proxies it serves. */
+  readonly replicas: readonly { readonly replica: string; readonly url?: string; readonly proxies: number }[];
   readonly proxies: readonly (ProxyStatus & { readonly health: Health })[];
   readonly problems: readonly Problem[];
 }
@@ -86,5 +90,6 @@ export function fleetStatus(replicas: readonly ReplicaStatus[], now: Date, stale
     if (!connectedEdges.has(node)) problems.push({ kind: 'missing', where: node, detail: `edge node ${node} is served but no edge proxy of it is connected to any replica` });
   }
   const order = (p: ProxyStatus): string => `${p.role}\u0000${p.proxy}\u0000${p.replica}`;
-  return { proxies: proxies.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)), problems };
+  const asked = replicas.map((r) => ({ replica: r.replica, ...(r.url !== undefined && { url: r.url }), proxies: r.proxies.length }));
+  return { replicas: asked, proxies: proxies.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)), problems };
 }
