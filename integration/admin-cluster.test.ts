@@ -3,7 +3,7 @@
 // with the caller's bearer token, which the replica checks with TokenReview and SubjectAccessReview
 // (the shipped ClusterRole edge-tunnel-auditor grants it; `kubectl auth can-i` agrees); a real
 // Prometheus scrapes both replicas with a token and the cloud Envoy's stats, loads the example alert
-// rules, and the node-unreachable and certificate-expiry alerts fire when they should.
+// rules, and the node-unreachable, certificate-expiry and source-stale alerts fire when they should.
 //
 // Replica xds-0 is the topology's own server (every proxy is connected to it), listening on this
 // host's address on a pod link; replica xds-1 runs in that pod network, at the pod IP, with no proxy.
@@ -224,5 +224,15 @@ describe('the xDS server in a cluster: replicas found, tokens reviewed, metrics 
       await edge.topology.startEdge('edge-a');
     }
     await waitFor('EdgeTunnelNodeUnreachable cleared', async () => (await prometheus.alerts()).EdgeTunnelNodeUnreachable === undefined, { timeoutMs: 20_000, intervalMs: 500 });
+  });
+
+  step('with the API server stopped, the source-stale alert fires, scraped with the token allowed before the outage', async () => {
+    assert.equal((await prometheus.alerts()).EdgeTunnelSourceStale, undefined);
+    await edge.cluster.stopApiserver();
+    await waitFor('EdgeTunnelSourceStale firing', async () => (await prometheus.alerts()).EdgeTunnelSourceStale === 'firing', { timeoutMs: 30_000, intervalMs: 500 }).catch(async (error: Error) =>
+      assert.fail(`${error.message}; alerts: ${JSON.stringify(await prometheus.alerts())}; targets:\n${await prometheus.targets()}`),
+    );
+    // Both replicas still scraped: their token decisions outlive the outage for a while.
+    assert.equal(await prometheus.query('count(up{job="edge-tunnel-xds"} == 1)'), 2);
   });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createAuthority, issue } from '../../certs/issue.js';
-import { ProcessSet, freePort, waitFor } from '../harness/index.js';
+import { ProcessSet, freePort, waitFor, type ProcessHandle } from '../harness/index.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const run = promisify(execFile);
@@ -42,6 +42,7 @@ export class KubeCluster {
   readonly kubeconfig: string;
   readonly processes: ProcessSet;
   private servingCa = '';
+  private apiserver: ProcessHandle | undefined;
   private constructor(
     private readonly options: ClusterOptions,
     readonly apiserverUrl: string,
@@ -100,7 +101,7 @@ export class KubeCluster {
     this.servingCa = servingCa.cert;
     writeFileSync(join(dir, 'apiserver.crt'), serving.cert);
     writeFileSync(join(dir, 'apiserver.key'), serving.key, { mode: 0o600 });
-    await this.processes.start({
+    this.apiserver = await this.processes.start({
       name: 'kube-apiserver',
       command: toolPath('kube-apiserver'),
       args: [
@@ -173,6 +174,11 @@ export class KubeCluster {
 
   async apply(manifest: object): Promise<void> {
     await this.kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+  }
+
+  /** Stops kube-apiserver alone (an outage); etcd and everything else keep running. */
+  async stopApiserver(): Promise<void> {
+    await this.apiserver?.stop();
   }
 
   async stop(): Promise<void> {

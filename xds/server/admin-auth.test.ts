@@ -7,9 +7,11 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { AuthUnavailableError, KubernetesTokenAuthorizer, authorize, type TokenAuthorizer } from './admin-auth.js';
 
 /** A stand-in API server for the two reviews: token "good" is alice, who may get /status only. */
-async function reviewServer(): Promise<{ server: Server; kubeConfig: KubeConfig; calls: string[] }> {
+async function reviewServer(): Promise<{ server: Server; kubeConfig: KubeConfig; calls: string[]; state: { failing: boolean } }> {
   const calls: string[] = [];
+  const state = { failing: false };
   const server = createServer((req, res) => {
+    if (state.failing) return void res.writeHead(500).end('{"kind":"Status","code":500}');
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -34,7 +36,7 @@ async function reviewServer(): Promise<{ server: Server; kubeConfig: KubeConfig;
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
-  return { server, kubeConfig, calls };
+  return { server, kubeConfig, calls, state };
 }
 
 describe('KubernetesTokenAuthorizer', () => {
@@ -64,6 +66,23 @@ describe('KubernetesTokenAuthorizer', () => {
     now = 10_001;
     await authorizer.check('good', '/status');
     assert.equal(api.calls.length, 6, 'asked again once the TTL is over');
+  });
+
+  it('keeps a recent allowance through an API server outage, for a while, and never a refusal', async () => {
+    let now = 0;
+    const authorizer = new KubernetesTokenAuthorizer(api.kubeConfig, 10_000, 100, () => now, 60_000);
+    assert.equal((await authorizer.check('good', '/status')).allowed, true);
+    assert.equal((await authorizer.check('good', '/dump')).allowed, false);
+    api.state.failing = true;
+    try {
+      now = 30_000;
+      assert.deepEqual(await authorizer.check('good', '/status'), { allowed: true, user: 'alice' }, 'allowed 30 s ago: still allowed');
+      await assert.rejects(authorizer.check('good', '/dump'), AuthUnavailableError, 'a refusal is not kept: asked again, and the outage shows');
+      now = 70_001;
+      await assert.rejects(authorizer.check('good', '/status'), AuthUnavailableError, 'past the TTL and the grace, nothing is assumed');
+    } finally {
+      api.state.failing = false;
+    }
   });
 
   it('refuses, uncached, when the API server cannot be asked', async () => {

@@ -48,7 +48,9 @@ interface CachedDecision {
  * Bearer tokens checked against the cluster: TokenReview says who the token belongs to,
  * SubjectAccessReview whether that user may `get` the path. Decisions are cached for `ttlMs` (by a
  * hash of the token, never the token), so an audit loop costs the API server two calls per path per
- * TTL, not per request; an API server that cannot be asked is a refusal (503), never an allowance.
+ * TTL, not per request. An API server that cannot be asked is a refusal (503), except for a token and
+ * path allowed within the last `staleIfErrorMs`: Prometheus keeps scraping (and alerting on) the xDS
+ * server through an API server outage, which is exactly when its metrics matter.
  */
 export class KubernetesTokenAuthorizer implements TokenAuthorizer {
   private readonly authentication: AuthenticationV1Api;
@@ -60,6 +62,7 @@ export class KubernetesTokenAuthorizer implements TokenAuthorizer {
     private readonly ttlMs = 10_000,
     private readonly maxEntries = 4096,
     private readonly now: () => number = Date.now,
+    private readonly staleIfErrorMs = 5 * 60_000,
   ) {
     this.authentication = kubeConfig.makeApiClient(AuthenticationV1Api);
     this.authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
@@ -69,7 +72,13 @@ export class KubernetesTokenAuthorizer implements TokenAuthorizer {
     const key = `${createHash('sha256').update(token).digest('hex')} ${path}`;
     const cached = this.cache.get(key);
     if (cached && cached.until > this.now()) return cached.decision;
-    const decision = await this.review(token, path);
+    let decision: AuthDecision;
+    try {
+      decision = await this.review(token, path);
+    } catch (error) {
+      if (cached?.decision.allowed && cached.until + this.staleIfErrorMs > this.now()) return cached.decision;
+      throw error;
+    }
     if (this.cache.size >= this.maxEntries) this.cache.clear();
     this.cache.set(key, { decision, until: this.now() + this.ttlMs });
     return decision;
