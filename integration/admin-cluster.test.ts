@@ -16,12 +16,12 @@ import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
-import { writeTlsDir } from '../certs/bundle.js';
+import { bundlePaths, writeTlsDir } from '../certs/bundle.js';
 import { createAuthority, issue } from '../certs/issue.js';
 import { createPodNetwork, freePort, runDir, waitFor, type PodNetwork } from './harness/index.js';
 import { startPrometheus, type Prometheus } from './harness/prometheus.js';
 import { EdgeCluster } from './kube/edge-cluster.js';
-import { stepsWithLogs } from './topology.js';
+import { CLOUD_SERVER_NAME, stepsWithLogs } from './topology.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const run = promisify(execFile);
@@ -73,10 +73,15 @@ describe('the xDS server in a cluster: replicas found, tokens reviewed, metrics 
     // xds-1's admin certificate expires in two hours: EdgeTunnelCertificateExpiring must fire for it.
     writeTlsDir(join(dir, 'xds-1'), await serving(2), { 'ca.crt': adminCa.cert });
     writeTlsDir(join(dir, 'operator'), await issue(adminCa, { commonName: 'operator', usage: 'client' }), { 'ca.crt': adminCa.cert });
+    const clusterDir = mkdtempSync(join(runDir(), 'cluster-'));
     edge = await EdgeCluster.start({
+      dir: clusterDir,
       nodes: [{ name: 'edge-a', ip: '192.0.2.11', podCIDR: '198.51.100.0/26' }],
       apiserverIps: [HOST_IP],
-      serveArgs: ['--secure-admin', `${HOST_IP}:${adminPort}`, '--admin-tls-dir', join(dir, 'xds-0'), '--admin-auth', 'certificate,token', '--replica', 'xds-0'],
+      serveArgs: [
+        '--secure-admin', `${HOST_IP}:${adminPort}`, '--admin-tls-dir', join(dir, 'xds-0'), '--admin-auth', 'certificate,token',
+        '--replica', 'xds-0', '--leader-election-lease', '3',
+      ],
     });
     const { cluster } = edge;
     // The shipped RBAC (the xDS ServiceAccount's token review grant, the auditor roles), an auditor and
@@ -110,8 +115,12 @@ describe('the xDS server in a cluster: replicas found, tokens reviewed, metrics 
       command: network.exec[0],
       args: [
         ...network.exec.slice(1), process.execPath, '--import', 'tsx', join(ROOT, 'xds/cli/main.ts'), 'serve',
-        '--kubeconfig', cluster.kubeconfigFor(HOST_IP, join(dir, 'xds-1.kubeconfig')), '--insecure', '--tunnel-probe-interval', '0',
+        '--kubeconfig', cluster.kubeconfigFor(HOST_IP, join(dir, 'xds-1.kubeconfig')), '--tls-dir', bundlePaths(join(clusterDir, 'certs')).xdsDir,
         '--listen', `${POD_IP}:${await freePort()}`, '--secure-admin', `${POD_IP}:${adminPort}`, '--admin-tls-dir', join(dir, 'xds-1'), '--admin-auth', 'token', '--replica', 'xds-1',
+        // A prober like xds-0's, reaching the cloud Envoy's CONNECT listener from the pod network; it
+        // probes only while it holds the Lease.
+        '--cloud-server-name', CLOUD_SERVER_NAME, '--tunnel-probe-interval', '1', '--tunnel-probe-connect', `${HOST_IP}:${edge.topology.connectPort}`,
+        '--tunnel-probe-tls-dir', join(clusterDir, 'tunnel-probe'), '--leader-election-lease', '3',
       ],
       cwd: ROOT,
     });
@@ -224,6 +233,33 @@ describe('the xDS server in a cluster: replicas found, tokens reviewed, metrics 
       await edge.topology.startEdge('edge-a');
     }
     await waitFor('EdgeTunnelNodeUnreachable cleared', async () => (await prometheus.alerts()).EdgeTunnelNodeUnreachable === undefined, { timeoutMs: 20_000, intervalMs: 500 });
+  });
+
+  step('one replica leads the fleet-wide work; when it stops, the other takes the Lease and keeps EdgeTunnelReady in step', async () => {
+    const holder = async (): Promise<string> => (await edge.cluster.kubectl(['get', 'lease', 'edge-tunnel-xds', '-n', 'default', '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
+    const condition = async (): Promise<string> =>
+      (await edge.cluster.kubectl(['get', 'node', 'edge-a', '-o', 'jsonpath={.status.conditions[?(@.type=="EdgeTunnelReady")].status} {.status.conditions[?(@.type=="EdgeTunnelReady")].reason}'])).stdout;
+    const at = (ip: string): string => `instance="${ip}:${adminPort}"`;
+    assert.equal(await holder(), 'xds-0');
+    await waitFor('xds_leader scraped from both', async () => (await prometheus.query(`xds_leader{${at(HOST_IP)}}`)) === 1 && (await prometheus.query(`xds_leader{${at(POD_IP)}}`)) === 0, { timeoutMs: 10_000, intervalMs: 500 });
+    assert.equal(await prometheus.query(`count(xds_edge_tunnel_ready{${at(POD_IP)}})`), undefined, 'a replica that does not lead exports no statuses');
+    // xds-0 stops (and releases the Lease); back at once, it finds xds-1 leading and stays a follower.
+    await edge.topology.stopXds();
+    try {
+      await waitFor('xds-1 holds the Lease', async () => (await holder()) === 'xds-1', { timeoutMs: 10_000 });
+    } finally {
+      await edge.topology.startXds();
+    }
+    await waitFor('every proxy back on xds-0', async () => (await xds('status', ...asCaller('auditor'))).code === 0, { timeoutMs: 20_000 });
+    await edge.topology.stopEdge('edge-a');
+    try {
+      await waitFor('edge-a EdgeTunnelReady False, from xds-1', async () => (await condition()) === 'False NoTunnel', { timeoutMs: 15_000 });
+    } finally {
+      await edge.topology.startEdge('edge-a');
+    }
+    await waitFor('edge-a EdgeTunnelReady True again', async () => (await condition()) === 'True TunnelsUp', { timeoutMs: 15_000 });
+    assert.equal(await holder(), 'xds-1');
+    await waitFor('the statuses come from xds-1 alone', async () => (await prometheus.query(`count(xds_edge_tunnel_ready{${at(HOST_IP)}})`)) === undefined && (await prometheus.query(`xds_edge_tunnel_ready{${at(POD_IP)}}`)) === 1, { timeoutMs: 10_000, intervalMs: 500 });
   });
 
   step('with the API server stopped, the source-stale alert fires, scraped with the token allowed before the outage', async () => {

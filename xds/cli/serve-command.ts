@@ -1,5 +1,7 @@
 // `xds serve`: runs the control plane until SIGINT/SIGTERM.
 
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
@@ -11,6 +13,7 @@ import { DEFAULT_SETTINGS, DEFAULT_TLS, type Settings, type TlsSettings } from '
 import { NodesFileSource } from '../sources/nodes-file.js';
 import { serve, type ServeOptions } from '../server/serve.js';
 import { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
+import { DEFAULT_LEASE, LeaseElection } from '../leader-election/lease.js';
 import { NodeConditionWriter } from '../tunnel-health/node-condition.js';
 import { probeTunnel } from '../tunnel-health/probe.js';
 import { ADMIN_AUTH_MODES, KubernetesTokenAuthorizer, type AdminAuthMode } from '../server/admin-auth.js';
@@ -36,7 +39,16 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
                            token        a bearer token Kubernetes accepts (TokenReview) whose user may
                                         get the path (SubjectAccessReview, RBAC nonResourceURLs;
                                         ClusterRole edge-tunnel-auditor); needs --kubeconfig/--in-cluster
-  --replica NAME           this replica's name in xds status (default: the host name, the pod's name)
+  --replica NAME           this replica's name in xds status and its Lease holder identity
+                           (default: the host name, the pod's name)
+  --leader-election on|off with --kubeconfig/--in-cluster: replicas elect one (a Lease named
+                           edge-tunnel-xds) to do the fleet-wide work: probing tunnels and writing
+                           EdgeTunnelReady (default on)
+  --leader-election-namespace NS
+                           the Lease's namespace (default: the pod's own, else default)
+  --leader-election-lease S
+                           seconds a leader's Lease lasts unrenewed before another takes over
+                           (default ${DEFAULT_LEASE.leaseDurationMs / 1000}; renewed every 2/15 of it, given up after 2/3)
   --tunnel-listen H:P      cloud Envoy's tunnel handshake listener (default ${fmt(DEFAULT_SETTINGS.tunnelListen)})
   --tunnel-dial LIST       where edge Envoys dial the cloud: H:P per cloud Envoy replica, comma-
                            separated; every edge holds tunnels to each (default ${DEFAULT_SETTINGS.tunnelDial.map(fmt).join(',')})
@@ -87,6 +99,9 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --log-level LEVEL        pino level (default info)
 `;
 
+/** The Lease the replicas elect their leader with. */
+const LEADER_LEASE = 'edge-tunnel-xds';
+
 function fmt(a: { address: string; port: number }): string {
   return `${a.address}:${a.port}`;
 }
@@ -122,6 +137,7 @@ function tunnelHealth(
   settings: Settings,
   logger: Logger,
   registry: Registry,
+  election: LeaseElection | undefined,
 ): { monitor: TunnelHealthMonitor } | undefined {
   const seconds = Number(values['tunnel-probe-interval']);
   if (!(seconds >= 0)) throw new UsageError(`--tunnel-probe-interval: "${values['tunnel-probe-interval']}" is not a number of seconds`);
@@ -134,12 +150,20 @@ function tunnelHealth(
   // One series per edge node, 1 while every cloud replica reaches it: what a "node unreachable" alert needs.
   const ready = new Gauge({ name: 'xds_edge_tunnel_ready', help: 'EdgeTunnelReady of each edge node: 1 when every cloud Envoy reaches it through its tunnels', labelNames: ['node'], registers: [registry] });
   const reported = new Set<string>();
+  // Only the leader probes and writes; the others export no statuses (stale ones would alert).
+  election?.onLeading((leading) => {
+    if (leading) return;
+    writer.reset();
+    for (const node of reported) ready.remove({ node });
+    reported.clear();
+  });
   return {
     monitor: new TunnelHealthMonitor({
       clouds,
       tls,
       intervalMs: seconds * 1000,
       probe: probeTunnel,
+      ...(election && { active: () => election.isLeader() }),
       onStatus: (node, status) => {
         ready.set({ node }, status.ready ? 1 : 0);
         reported.add(node);
@@ -156,6 +180,43 @@ function tunnelHealth(
       },
     }),
   };
+}
+
+/** The Lease this replica competes for, when watching a cluster and not turned off. */
+function leaderElection(
+  values: { kubeconfig?: string; 'in-cluster'?: boolean; 'leader-election': string; 'leader-election-namespace'?: string; 'leader-election-lease': string },
+  identity: string,
+  logger: Logger,
+  registry: Registry,
+): LeaseElection | undefined {
+  if (values['leader-election'] !== 'on' && values['leader-election'] !== 'off') throw new UsageError(`--leader-election: "${values['leader-election']}" is not on or off`);
+  if (values['leader-election'] === 'off' || (values.kubeconfig === undefined && !values['in-cluster'])) return undefined;
+  const leaseSeconds = positiveInt('leader-election-lease', values['leader-election-lease']);
+  if (leaseSeconds < 3) throw new UsageError('--leader-election-lease: at least 3 seconds');
+  const election = new LeaseElection({
+    kubeConfig: loadKubeConfig(values.kubeconfig),
+    namespace: values['leader-election-namespace'] ?? podNamespace() ?? 'default',
+    name: LEADER_LEASE,
+    identity,
+    logger: logger.child({ component: 'leader-election' }),
+    // client-go's proportions: renew within 2/3 of the lease, try every 2/15 of it.
+    leaseDurationMs: leaseSeconds * 1000,
+    renewDeadlineMs: (leaseSeconds * 2000) / 3,
+    retryPeriodMs: (leaseSeconds * 2000) / 15,
+  });
+  const leader = new Gauge({ name: 'xds_leader', help: '1 while this replica holds the Lease for fleet-wide work (the tunnel prober)', labelNames: ['lease'], registers: [registry] });
+  leader.set({ lease: LEADER_LEASE }, 0);
+  election.onLeading((leading) => leader.set({ lease: LEADER_LEASE }, leading ? 1 : 0));
+  return election;
+}
+
+/** The namespace of the pod this runs in, if it runs in one. */
+function podNamespace(): string | undefined {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The secure admin listener, when asked for. */
@@ -224,6 +285,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'secure-admin': { type: 'string' },
       'admin-auth': { type: 'string', default: 'certificate' },
       replica: { type: 'string' },
+      'leader-election': { type: 'string', default: 'on' },
+      'leader-election-namespace': { type: 'string' },
+      'leader-election-lease': { type: 'string', default: String(DEFAULT_LEASE.leaseDurationMs / 1000) },
       'tunnel-probe-interval': { type: 'string', default: '30' },
       'tunnel-probe-connect': { type: 'string' },
       'tunnel-probe-tls-dir': { type: 'string' },
@@ -273,6 +337,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   const logger = pino({ level: values['log-level'], base: { component: 'xds' } });
   const registry = new Registry();
+  const replicaId = values.replica ?? hostname();
+  const election = leaderElection(values, replicaId, logger, registry);
   const running = await serve({
     ...inputSources(values, logger, registry),
     registry,
@@ -283,9 +349,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
     adminPort: admin.port,
     tlsDir: values['tls-dir'],
     secureAdmin: secureAdmin(values),
-    ...(values.replica !== undefined && { replicaId: values.replica }),
+    replicaId,
     certificateDirs: { xds: values['tls-dir'], admin: values['admin-tls-dir'], probe: values['tunnel-probe-tls-dir'] },
-    tunnelHealth: tunnelHealth(values, settings, logger, registry),
+    tunnelHealth: tunnelHealth(values, settings, logger, registry, election),
+    leaderElection: election,
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

@@ -15,6 +15,7 @@ import { listenAds, serverTlsCredentials } from '../protocol/ads-server.js';
 import { ledgerMetrics, protocolMetrics } from '../protocol/metrics.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
 import type { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
+import type { LeaseElection } from '../leader-election/lease.js';
 import { Counter } from 'prom-client';
 import type { Server } from 'node:http';
 import { adminServer, secureAdminServer } from './admin.js';
@@ -51,6 +52,8 @@ export interface ServeOptions {
   readonly certificateDirs?: Readonly<Record<string, string | undefined>>;
   /** Probes every edge's tunnels through every cloud Envoy and reports each node's status (EdgeTunnelReady). */
   readonly tunnelHealth?: { readonly monitor: TunnelHealthMonitor };
+  /** Decides which replica does the fleet-wide work (the tunnel prober); started with the server. */
+  readonly leaderElection?: LeaseElection;
 }
 
 /** How long the first ServiceCIDR list may delay the start. */
@@ -86,6 +89,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ready = controlPlane.update(nodes) || ready;
     options.tunnelHealth?.monitor.setNodes(controlPlane.edgeNodes());
   });
+  options.leaderElection?.start();
   options.tunnelHealth?.monitor.start();
   if (!ready) throw new Error('the first node list could not be served (see the errors above)');
 
@@ -125,6 +129,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     secureAdminPort,
     async close() {
       await options.tunnelHealth?.monitor.stop();
+      await options.leaderElection?.stop();
       await options.source.stop();
       await options.serviceCidrSource?.stop();
       for (const server of [admin, secure]) {

@@ -3,6 +3,7 @@
 // the node's status handed on whenever it is known. Ready when every replica reaches it.
 
 import type { SocketAddress } from '../model/settings.js';
+import { Repeater } from '../sources/repeater.js';
 import { loadProbeCredentials, type ProbeCredentials, type ProbeResult, type ProbeTls } from './probe.js';
 
 export interface TunnelStatus {
@@ -24,6 +25,8 @@ export interface MonitorOptions {
   readonly onNodes?: (nodes: readonly string[]) => void;
   /** Probes in flight at once (default 16), so a large fleet is probed steadily, not in a burst. */
   readonly parallel?: number;
+  /** Rounds run only while this is true (this replica leads); default always. */
+  readonly active?: () => boolean;
 }
 
 /** The node's status from one probe per cloud replica. */
@@ -35,11 +38,11 @@ export function tunnelStatus(results: readonly ProbeResult[]): TunnelStatus {
 
 export class TunnelHealthMonitor {
   private nodes: readonly string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  private readonly repeater: Repeater;
 
-  constructor(private readonly options: MonitorOptions) {}
+  constructor(private readonly options: MonitorOptions) {
+    this.repeater = new Repeater(() => this.round(), options.intervalMs);
+  }
 
   /** The edge nodes to probe (the configuration last published). */
   setNodes(nodes: readonly string[]): void {
@@ -48,23 +51,16 @@ export class TunnelHealthMonitor {
   }
 
   start(): void {
-    const tick = (): void => {
-      if (this.stopped) return;
-      this.running = this.round().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.options.intervalMs);
-      });
-    };
-    tick();
+    this.repeater.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+    await this.repeater.stop();
   }
 
   /** One probe of every node through every cloud replica, `parallel` nodes at a time. */
   async round(): Promise<void> {
+    if (this.options.active && !this.options.active()) return;
     const queue = [...this.nodes];
     let credentials: ProbeCredentials | undefined;
     try {
@@ -74,9 +70,11 @@ export class TunnelHealthMonitor {
       return;
     }
     const worker = async (): Promise<void> => {
-      for (let node = queue.shift(); node !== undefined && !this.stopped; node = queue.shift()) {
+      const active = (): boolean => !this.repeater.stopped && (this.options.active?.() ?? true);
+      for (let node = queue.shift(); node !== undefined && active(); node = queue.shift()) {
         const results = await Promise.all(this.options.clouds.map((cloud) => this.options.probe(cloud, credentials, node)));
-        if (!this.stopped) this.options.onStatus(node, tunnelStatus(results));
+        // Leadership may have moved on meanwhile: the new leader's statuses are the ones written.
+        if (active()) this.options.onStatus(node, tunnelStatus(results));
       }
     };
     await Promise.all(Array.from({ length: this.options.parallel ?? 16 }, worker));

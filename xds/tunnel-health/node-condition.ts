@@ -41,6 +41,12 @@ export class NodeConditionWriter {
     for (const node of this.written.keys()) if (!keep.has(node)) this.written.delete(node);
   }
 
+  /** Forgets everything written and drops what waits (leadership lost: the new leader writes). */
+  reset(): void {
+    this.written.clear();
+    this.pending.clear();
+  }
+
   /** Resolves once nothing is waiting to be written. */
   async flush(): Promise<void> {
     while (this.draining) await this.draining;
