@@ -1,7 +1,7 @@
 // The protocol's Prometheus metrics. Labels are types and roles only, never stream or node ids, so
 // their number stays fixed however many proxies connect.
 
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Ledger } from '../cache/ledger.js';
 import { ROLES } from './identity.js';
 
@@ -11,6 +11,8 @@ export interface ProtocolMetrics {
   readonly acks: Counter<'type'>;
   readonly nacks: Counter<'type'>;
   readonly rejectedRequests: Counter<'reason'>;
+  /** Push latency: from a response sent to the proxy's answer (ACK or NACK), by type, role and answer. */
+  readonly answerSeconds: Histogram<'type' | 'role' | 'answer'>;
 }
 
 export function protocolMetrics(registry: Registry): ProtocolMetrics {
@@ -24,6 +26,13 @@ export function protocolMetrics(registry: Registry): ProtocolMetrics {
       name: 'xds_rejected_requests_total',
       help: 'Discovery requests refused or ignored as invalid',
       labelNames: ['reason'],
+      registers,
+    }),
+    answerSeconds: new Histogram({
+      name: 'xds_response_answer_seconds',
+      help: 'Seconds from a discovery response sent to the proxy\'s ACK or NACK of it (how long a push takes to apply)',
+      labelNames: ['type', 'role', 'answer'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
   };

@@ -154,6 +154,10 @@ describe('SotW stream: ACK, NACK and stale nonces', () => {
     assert.equal(typeLedger?.ackedVersion, response.versionInfo);
     assert.equal(typeLedger?.sentVersion, response.versionInfo);
     assert.equal(await metricValue(metrics.acks, { type: 'Cluster' }), 1);
+    // The push latency: the answer came at the fixed clock's same instant as the response.
+    const { values } = await metrics.answerSeconds.get();
+    const answered = values.find((v) => v.metricName === 'xds_response_answer_seconds_count' && v.labels.type === 'Cluster' && v.labels.role === 'edge' && v.labels.answer === 'ACK');
+    assert.equal(answered?.value, 1);
   });
 
   it('ignores a reply to an older response: nothing sent, ledger unchanged', async () => {

@@ -143,7 +143,14 @@ export class SotwStream {
     return !same;
   }
 
+  private observeAnswer(type: XdsTypeUrl, state: TypeState, answer: 'ACK' | 'NACK'): void {
+    if (!state.ledger.sentAt || !this.identity) return;
+    const seconds = (this.now().getTime() - Date.parse(state.ledger.sentAt)) / 1000;
+    this.deps.metrics.answerSeconds.observe({ type: shortTypeName(type), role: this.identity.role, answer }, Math.max(0, seconds));
+  }
+
   private recordAck(type: XdsTypeUrl, state: TypeState, request: DiscoveryRequest): void {
+    this.observeAnswer(type, state, 'ACK');
     state.ledger.status = 'ACKED';
     state.ledger.ackedVersion = request.versionInfo;
     this.deps.metrics.acks.inc({ type: shortTypeName(type) });
@@ -152,6 +159,7 @@ export class SotwStream {
   private recordNack(type: XdsTypeUrl, state: TypeState, request: DiscoveryRequest): void {
     const version = state.ledger.sentVersion ?? '';
     const detail = request.errorDetail?.message ?? '';
+    this.observeAnswer(type, state, 'NACK');
     state.ledger.status = 'NACKED';
     state.ledger.nack = { version, nonce: request.responseNonce, detail, at: this.now().toISOString() };
     state.parkedVersion = version;
