@@ -4,13 +4,21 @@
 
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
-import { UsageError, hostPort, nonNegativeInt, port, portList, positiveInt } from '../xds/cli/args.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { UsageError, durationSeconds, hostPort, nonNegativeInt, port, portList, positiveInt } from '../xds/cli/args.js';
+import { EDGE_SIGNER } from '../xds/certificates/approval.js';
+import { obtainCertificate, renewalDue, runCertificateAgent } from './certificate-agent.js';
 import { captureRules, mayFail } from './capture.js';
 import { renderBootstrap } from './bootstrap.js';
 import { BUILDERS, writeBootstrap } from './write.js';
 
+/** Where kubeadm puts the kubelet's kubeconfig: the node's own identity. */
+const DEFAULT_KUBELET_KUBECONFIG = '/etc/kubernetes/kubelet.conf';
+
 const HELP = `usage: agent-bootstrap edge|cloud|sidecar [flags]
        agent-bootstrap capture --ports LIST [--capture-port N] [--proxy-uid UID] [--dry-run]
+       agent-bootstrap certificate --node NAME --dir DIR [--kubeconfig PATH] [--ca-file FILE] [--once]
 
   edge    bootstrap for the edge Envoy of one node (reverse-tunnel initiator)
   cloud   bootstrap for a cloud Envoy replica (reverse-tunnel responder, CONNECT entry)
@@ -37,8 +45,59 @@ to --ports (kubelet ports: 10250,10255) to the sidecar's capture listener on 127
 default 15006), except the sidecar's own (--proxy-uid, the Envoy user, 101 in its image). Runs
 iptables; --dry-run prints the commands instead. Re-running replaces the rules.
 
-Exit codes: 0 ok, 1 failure, 2 usage error.
+certificate: the edge node's tunnel certificate from the Kubernetes CSR API (signer
+${EDGE_SIGNER}, approved and signed by the xDS server). Makes the key here (it never
+leaves the node), asks as the node itself and writes tls.key, tls.crt and ca.crt into --dir, the
+directory the edge Envoy watches; then renews at two thirds of each lifetime until stopped.
+  --node NAME         the Kubernetes node name (required)
+  --dir DIR           the edge Envoy's certificate directory (required)
+  --kubeconfig PATH   the node's own credentials (default ${DEFAULT_KUBELET_KUBECONFIG}, the kubelet's)
+  --ca-file FILE      the CA bundle edges trust the cloud by (a mounted ConfigMap), copied in as
+                      ca.crt, again whenever it changes
+  --lifetime DUR      the lifetime to ask for (default 24h; the signer may give less)
+  --timeout DUR       how long one request may wait for its certificate (default 5m)
+  --once              obtain a certificate if there is none valid for two more thirds of its life,
+                      then exit (an init container); without it, keep renewing (a sidecar)
+
+Exit codes: 0 ok, 1 failure (a denied request names its reason), 2 usage error.
 `;
+
+async function certificate(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      node: { type: 'string' },
+      dir: { type: 'string' },
+      kubeconfig: { type: 'string', default: DEFAULT_KUBELET_KUBECONFIG },
+      'ca-file': { type: 'string' },
+      lifetime: { type: 'string', default: '24h' },
+      timeout: { type: 'string', default: '5m' },
+      once: { type: 'boolean', default: false },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  if (!values.node) throw new UsageError('--node is required (the Kubernetes node name)');
+  if (!values.dir) throw new UsageError('--dir is required (the edge Envoy\'s certificate directory)');
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(values.kubeconfig);
+  const options = {
+    kubeConfig,
+    node: values.node,
+    dir: values.dir,
+    caFile: values['ca-file'],
+    lifetimeSeconds: durationSeconds('lifetime', values.lifetime),
+    timeoutMs: durationSeconds('timeout', values.timeout) * 1000,
+    logger: pino({ level: values['log-level'], base: { component: 'certificate-agent', node: values.node } }),
+  };
+  if (values.once) {
+    if (Date.now() < renewalDue(values.dir, values.node)) return;
+    await obtainCertificate(options);
+    return;
+  }
+  const abort = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => abort.abort());
+  await runCertificateAgent(options, abort.signal);
+}
 
 function capture(argv: string[]): void {
   const { values } = parseArgs({
@@ -68,7 +127,7 @@ function capture(argv: string[]): void {
   if (!values['dry-run']) process.stderr.write(`capturing TCP to ports ${values.ports} into 127.0.0.1:${values['capture-port']}\n`);
 }
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const [role, ...rest] = argv;
   if (role === '--help' || role === '-h' || rest.includes('--help')) {
     process.stdout.write(HELP);
@@ -79,7 +138,11 @@ function main(argv: string[]): number {
       capture(rest);
       return 0;
     }
-    if (role !== 'edge' && role !== 'cloud' && role !== 'sidecar') throw new UsageError(`first argument must be edge, cloud or sidecar, not "${role ?? ''}"`);
+    if (role === 'certificate') {
+      await certificate(rest);
+      return 0;
+    }
+    if (role !== 'edge' && role !== 'cloud' && role !== 'sidecar') throw new UsageError(`first argument must be edge, cloud, sidecar, capture or certificate, not "${role ?? ''}"`);
     const { values } = parseArgs({
       args: rest,
       options: {
@@ -120,4 +183,6 @@ function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -45,12 +45,12 @@ function serial(): string {
   return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
 }
 
-async function keyPem(keys: CryptoKeyPair): Promise<string> {
+export async function keyPem(keys: CryptoKeyPair): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   return `-----BEGIN ${PKCS8_LABEL}-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END ${PKCS8_LABEL}-----\n`;
 }
 
-async function newKeys(): Promise<CryptoKeyPair> {
+export async function newKeys(): Promise<CryptoKeyPair> {
   return (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
 }
 
@@ -75,6 +75,17 @@ export async function createAuthority(name: string, validDays = 7): Promise<Auth
 
 export async function issue(ca: Authority, request: LeafRequest, validDays = 2): Promise<IssuedPem> {
   const keys = await newKeys();
+  return { cert: await signLeaf(ca, request, keys.publicKey, validDays), key: await keyPem(keys) };
+}
+
+/** Backdating covers clock skew between signer and verifier: 5 minutes, or a tenth of a short lifetime. */
+const MAX_BACKDATE_MS = 5 * 60_000;
+
+/**
+ * A certificate for `publicKey` (a key made here, or one from a certificate request, whose holder keeps
+ * the private key) carrying exactly `request`'s names and usage, signed by `ca`.
+ */
+export async function signLeaf(ca: Authority, request: LeafRequest, publicKey: CryptoKey, validDays = 2): Promise<string> {
   const now = Date.now();
   const usages = {
     server: [x509.ExtendedKeyUsage.serverAuth],
@@ -86,14 +97,15 @@ export async function issue(ca: Authority, request: LeafRequest, validDays = 2):
     ...(request.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
     ...(request.uris ?? []).map((value) => ({ type: 'url' as const, value })),
   ];
+  const notAfter = (request.notAfter ?? new Date(now + validDays * DAY_MS)).getTime();
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: `CN=${request.commonName}`,
     issuer: ca.certificate.subject,
-    notBefore: request.notBefore ?? new Date(now - 5 * 60_000),
+    notBefore: request.notBefore ?? new Date(now - Math.min(MAX_BACKDATE_MS, Math.max(0, notAfter - now) / 10)),
     // A leaf never outlives its CA: past the CA's end it would be refused anyway, silently.
-    notAfter: new Date(Math.min((request.notAfter ?? new Date(now + validDays * DAY_MS)).getTime(), ca.certificate.notAfter.getTime())),
-    publicKey: keys.publicKey,
+    notAfter: new Date(Math.min(notAfter, ca.certificate.notAfter.getTime())),
+    publicKey,
     signingKey: ca.keys.privateKey,
     signingAlgorithm: ALGORITHM,
     extensions: [
@@ -104,7 +116,7 @@ export async function issue(ca: Authority, request: LeafRequest, validDays = 2):
       await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
     ],
   });
-  return { cert: certificate.toString('pem') + '\n', key: await keyPem(keys) };
+  return certificate.toString('pem') + '\n';
 }
 
 export function edgeIdentityUri(node: string): string {

@@ -36,3 +36,13 @@ export function nonNegativeInt(flag: string, value: string): number {
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: "${value}" is not a whole number`);
   return n;
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** "30s", "10m", "24h", "7d" (or plain seconds) as whole seconds above 0. */
+export function durationSeconds(flag: string, value: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(value.trim());
+  const seconds = match ? Number(match[1]) * DURATION_UNITS[match[2] || 's'] : NaN;
+  if (!Number.isInteger(seconds) || seconds < 1) throw new UsageError(`--${flag}: "${value}" is not a duration such as 30s, 10m, 24h or 7d`);
+  return seconds;
+}

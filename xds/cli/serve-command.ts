@@ -17,7 +17,10 @@ import { DEFAULT_LEASE, LeaseElection } from '../leader-election/lease.js';
 import { NodeConditionWriter } from '../tunnel-health/node-condition.js';
 import { probeTunnel } from '../tunnel-health/probe.js';
 import { ADMIN_AUTH_MODES, KubernetesTokenAuthorizer, type AdminAuthMode } from '../server/admin-auth.js';
-import { UsageError, hostPort, port, portList, positiveInt } from './args.js';
+import { UsageError, durationSeconds, hostPort, port, portList, positiveInt } from './args.js';
+import { CertificateRequestSource } from '../certificates/requests.js';
+import { EdgeCertificateSigner, MIN_LIFETIME_SECONDS } from '../certificates/signer.js';
+import { parseLabelSelector } from '../sources/label-selector.js';
 
 export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
 
@@ -42,8 +45,8 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --replica NAME           this replica's name in xds status and its Lease holder identity
                            (default: the host name, the pod's name)
   --leader-election on|off with --kubeconfig/--in-cluster: replicas elect one (a Lease named
-                           edge-tunnel-xds) to do the fleet-wide work: probing tunnels and writing
-                           EdgeTunnelReady (default on)
+                           edge-tunnel-xds) to do the fleet-wide work: probing tunnels, writing
+                           EdgeTunnelReady and signing edge certificates (default on)
   --leader-election-namespace NS
                            the Lease's namespace (default: the pod's own, else default)
   --leader-election-lease S
@@ -96,6 +99,14 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --tunnel-probe-tls-dir DIR
                            the probe's CONNECT client certificate: tls.crt, tls.key, and ca.crt (the
                            CA of the cloud's certificate); required with TLS
+  --edge-certificate-signer-ca DIR
+                           with --kubeconfig/--in-cluster: approve and sign edge tunnel certificates
+                           requested through the CSR API (signer edge-tunnel.io/edge-node; agent-bootstrap
+                           certificate on each edge), with DIR's ca.key and the matching certificate in
+                           DIR's ca.crt; only the leader signs, every replica reports waiting requests
+  --edge-certificate-lifetime DUR
+                           the longest edge certificate issued (default 24h; 30s, 10m, 7d …); agents
+                           renew at two thirds of it
   --log-level LEVEL        pino level (default info)
 `;
 
@@ -178,6 +189,34 @@ function tunnelHealth(
           reported.delete(node);
         }
       },
+    }),
+  };
+}
+
+/** The edge certificate approver/signer and the watch of requests that feeds it, when asked for. */
+function certificateSigner(
+  values: { kubeconfig?: string; 'in-cluster'?: boolean; 'edge-selector'?: string; 'edge-certificate-signer-ca'?: string; 'edge-certificate-lifetime': string },
+  election: LeaseElection | undefined,
+  logger: Logger,
+  registry: Registry,
+): ServeOptions['certificates'] {
+  const caDir = values['edge-certificate-signer-ca'];
+  if (caDir === undefined) return undefined;
+  if (values.kubeconfig === undefined && !values['in-cluster']) throw new UsageError('--edge-certificate-signer-ca signs requests of the CSR API: it needs --kubeconfig or --in-cluster');
+  const lifetimeSeconds = durationSeconds('edge-certificate-lifetime', values['edge-certificate-lifetime']);
+  if (lifetimeSeconds < MIN_LIFETIME_SECONDS) throw new UsageError(`--edge-certificate-lifetime: at least ${MIN_LIFETIME_SECONDS}s`);
+  const kubeConfig = loadKubeConfig(values.kubeconfig);
+  const certificateLogger = logger.child({ component: 'certificates' });
+  return {
+    source: new CertificateRequestSource({ kubeConfig, logger: certificateLogger, registry }),
+    signer: new EdgeCertificateSigner({
+      kubeConfig,
+      caDir,
+      edgeSelector: parseLabelSelector(values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR),
+      lifetimeSeconds,
+      isLeader: () => election?.isLeader() ?? true,
+      logger: certificateLogger,
+      registry,
     }),
   };
 }
@@ -280,6 +319,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'sidecar-capture-port': { type: 'string' },
       'sidecar-tls-dir': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
+      'edge-certificate-signer-ca': { type: 'string' },
+      'edge-certificate-lifetime': { type: 'string', default: '24h' },
       'tls-dir': { type: 'string' },
       'admin-tls-dir': { type: 'string' },
       'secure-admin': { type: 'string' },
@@ -353,6 +394,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     certificateDirs: { xds: values['tls-dir'], admin: values['admin-tls-dir'], probe: values['tunnel-probe-tls-dir'] },
     tunnelHealth: tunnelHealth(values, settings, logger, registry, election),
     leaderElection: election,
+    certificates: certificateSigner(values, election, logger, registry),
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

@@ -16,6 +16,7 @@ import type { Json } from '../../envoy/render.js';
 import { AuthUnavailableError, authorize, type AdminAuthMode, type TokenAuthorizer } from './admin-auth.js';
 import { dumpProxy, resourcesOnly } from './dump.js';
 import { replicaStatus } from './status.js';
+import type { SignerStatus } from '../certificates/signer.js';
 
 export interface AdminDeps {
   readonly cache: ResourceWatcher & { keys(): string[] };
@@ -29,6 +30,8 @@ export interface AdminDeps {
   readonly explain: (target: string) => RouteExplanation;
   /** This replica's name in `xds status` (the pod name in a cluster). */
   readonly replicaId: string;
+  /** The edge certificate signer's view, when this replica runs one. */
+  readonly signerStatus?: () => SignerStatus | undefined;
 }
 
 type Reply = (status: number, body: string, type?: string) => void;
@@ -72,7 +75,7 @@ function adminHandler(deps: AdminDeps): (req: IncomingMessage, res: ServerRespon
         return reply(400, 'usage: /dump?role=cloud[&node=<edge node>] or /dump?role=edge&node=<node name>, optional &type=<Cluster|Listener|RouteConfiguration|Secret>&name=<resource>&format=resources\n');
       }
       case '/status':
-        return reply(200, JSON.stringify(replicaStatus(deps.replicaId, deps.ledger, deps.cache.keys())), 'application/json');
+        return reply(200, JSON.stringify(replicaStatus(deps.replicaId, deps.ledger, deps.cache.keys(), deps.signerStatus?.())), 'application/json');
       case '/route': {
         const target = url.searchParams.get('target');
         if (!target) return reply(400, 'usage: /route?target=HOST:PORT\n');

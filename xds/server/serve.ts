@@ -16,6 +16,8 @@ import { ledgerMetrics, protocolMetrics } from '../protocol/metrics.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
 import type { TunnelHealthMonitor } from '../tunnel-health/monitor.js';
 import type { LeaseElection } from '../leader-election/lease.js';
+import type { CertificateRequestView } from '../certificates/requests.js';
+import type { EdgeCertificateSigner } from '../certificates/signer.js';
 import { Counter } from 'prom-client';
 import type { Server } from 'node:http';
 import { adminServer, secureAdminServer } from './admin.js';
@@ -52,6 +54,8 @@ export interface ServeOptions {
   readonly certificateDirs?: Readonly<Record<string, string | undefined>>;
   /** Probes every edge's tunnels through every cloud Envoy and reports each node's status (EdgeTunnelReady). */
   readonly tunnelHealth?: { readonly monitor: TunnelHealthMonitor };
+  /** Approves and signs edge certificate requests (CSR API), fed by the requests' watch. */
+  readonly certificates?: { readonly source: ListSource<CertificateRequestView | undefined>; readonly signer: EdgeCertificateSigner };
   /** Decides which replica does the fleet-wide work (the tunnel prober); started with the server. */
   readonly leaderElection?: LeaseElection;
 }
@@ -91,6 +95,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   });
   options.leaderElection?.start();
   options.tunnelHealth?.monitor.start();
+  // The requests' first list is not waited for: edges already holding certificates need nothing from
+  // it, and a cluster refusing the watch must not keep the server from serving configuration.
+  if (options.certificates) {
+    const { source, signer } = options.certificates;
+    source.start((requests) => signer.setRequests(requests)).catch((error: unknown) => logger.error({ error: String(error) }, 'certificate requests cannot be watched: no edge certificate is signed'));
+    signer.start();
+  }
   if (!ready) throw new Error('the first node list could not be served (see the errors above)');
 
   const { server, port: xdsPort } = await listenAds(
@@ -116,6 +127,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     refusedInput: () => controlPlane.refusedInput(),
     explain: (target: string) => controlPlane.explain(target),
     replicaId: options.replicaId ?? hostname(),
+    signerStatus: options.certificates && (() => options.certificates?.signer.status()),
   };
   const admin = await listen(adminServer(deps), options.adminPort, options.adminHost);
   const secure = options.secureAdmin && (await listen(secureAdminServer(deps, { ...options.secureAdmin, onDecision: adminAccessLog(logger, registry) }), options.secureAdmin.port, options.secureAdmin.host));
@@ -129,6 +141,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     secureAdminPort,
     async close() {
       await options.tunnelHealth?.monitor.stop();
+      await options.certificates?.source.stop();
+      await options.certificates?.signer.stop();
       await options.leaderElection?.stop();
       await options.source.stop();
       await options.serviceCidrSource?.stop();

@@ -7,6 +7,8 @@
 import type { Ledger, TypeLedger } from '../cache/ledger.js';
 import { EDGE_KEY_PREFIX } from '../cache/snapshot-cache.js';
 import { shortTypeName } from '../../envoy/xds-types.js';
+import type { SignerStatus } from '../certificates/signer.js';
+import { EDGE_SIGNER as EDGE_SIGNER_NAME } from '../certificates/approval.js';
 
 export interface ProxyStatus {
   readonly replica: string;
@@ -25,11 +27,14 @@ export interface ReplicaStatus {
   /** Edge nodes this replica serves a configuration for. */
   readonly servedEdges: readonly string[];
   readonly proxies: readonly ProxyStatus[];
+  /** The edge certificate signer as this replica sees it (every replica watches the requests). */
+  readonly signer?: SignerStatus;
 }
 
-export function replicaStatus(replica: string, ledger: Ledger, keys: readonly string[]): ReplicaStatus {
+export function replicaStatus(replica: string, ledger: Ledger, keys: readonly string[], signer?: SignerStatus): ReplicaStatus {
   return {
     replica,
+    ...(signer !== undefined && { signer }),
     servedEdges: keys.filter((k) => k.startsWith(EDGE_KEY_PREFIX)).map((k) => k.slice(EDGE_KEY_PREFIX.length)).sort(),
     proxies: ledger.all().map((entry) => ({
       replica,
@@ -46,7 +51,7 @@ export function replicaStatus(replica: string, ledger: Ledger, keys: readonly st
 export type Health = 'ok' | 'stale' | 'nacked';
 
 export interface Problem {
-  readonly kind: 'stale' | 'nacked' | 'missing';
+  readonly kind: 'stale' | 'nacked' | 'missing' | 'signer' | 'certificate';
   /** "edge/node-a via xds-0", or the node that has no proxy. */
   readonly where: string;
   readonly detail: string;
@@ -89,7 +94,30 @@ export function fleetStatus(replicas: readonly ReplicaStatus[], now: Date, stale
   for (const node of served) {
     if (!connectedEdges.has(node)) problems.push({ kind: 'missing', where: node, detail: `edge node ${node} is served but no edge proxy of it is connected to any replica` });
   }
+  problems.push(...signerProblems(replicas, staleAfterMs));
   const order = (p: ProxyStatus): string => `${p.role}\u0000${p.proxy}\u0000${p.replica}`;
   const asked = replicas.map((r) => ({ replica: r.replica, ...(r.url !== undefined && { url: r.url }), proxies: r.proxies.length }));
   return { replicas: asked, proxies: proxies.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)), problems };
+}
+
+/** Certificate requests nobody signs (every replica sees them: reported once), and renewals overdue. */
+function signerProblems(replicas: readonly ReplicaStatus[], staleAfterMs: number): Problem[] {
+  const views = replicas.flatMap((r) => (r.signer ? [{ replica: r.replica, ...r.signer }] : []));
+  if (views.length === 0) return [];
+  const problems: Problem[] = [];
+  const worst = views.reduce((a, b) => (b.oldestWaitSeconds > a.oldestWaitSeconds ? b : a));
+  // Signing takes well under a second; a request waiting longer than the stale limit is not being signed.
+  if (worst.waiting > 0 && worst.oldestWaitSeconds * 1000 > staleAfterMs) {
+    problems.push({
+      kind: 'signer',
+      where: `signer ${EDGE_SIGNER_NAME}`,
+      detail: `${worst.waiting} edge certificate request(s) waiting, the oldest for ${worst.oldestWaitSeconds} s${worst.lastError ? `: ${worst.lastError}` : ': is a replica leading (xds_leader) and its CA readable?'}`,
+    });
+  }
+  const overdue = new Map<string, string>();
+  for (const view of views) for (const { node, notAfter } of view.renewalOverdue) overdue.set(node, notAfter);
+  for (const [node, notAfter] of [...overdue].sort()) {
+    problems.push({ kind: 'certificate', where: node, detail: `edge node ${node}'s certificate expires at ${notAfter} and has not been renewed (its certificate agent should have at two thirds of its lifetime)` });
+  }
+  return problems;
 }
