@@ -27,6 +27,8 @@ export interface Authority extends IssuedPem {
 
 export interface LeafRequest {
   readonly commonName: string;
+  /** The subject's O (Kubernetes reads it as the user's group). */
+  readonly organization?: string;
   readonly dnsNames?: readonly string[];
   readonly ipAddresses?: readonly string[];
   readonly uris?: readonly string[];
@@ -100,7 +102,7 @@ export async function signLeaf(ca: Authority, request: LeafRequest, publicKey: C
   const notAfter = (request.notAfter ?? new Date(now + validDays * DAY_MS)).getTime();
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${request.commonName}`,
+    subject: `CN=${request.commonName}${request.organization ? `, O=${request.organization}` : ''}`,
     issuer: ca.certificate.subject,
     notBefore: request.notBefore ?? new Date(now - Math.min(MAX_BACKDATE_MS, Math.max(0, notAfter - now) / 10)),
     // A leaf never outlives its CA: past the CA's end it would be refused anyway, silently.

@@ -13,8 +13,9 @@ import { cloudIdentityUri, issue } from '../certs/issue.js';
 import {
   EnvoyAdmin,
   TunnelSession,
-  delay,
   envoyCertificates,
+  monitor,
+  type Monitor,
   envoyOwnSerials,
   presentedSerial,
   serialOfPem,
@@ -26,41 +27,6 @@ interface StreamEntry {
   key: string;
   proxy: string;
   stream: number;
-}
-
-/** Requests made over and over in the background while a rotation happens; any failure is kept. */
-interface Monitor {
-  readonly rounds: number;
-  stop(): Promise<{ rounds: number; failures: string[] }>;
-}
-
-function monitor(round: () => Promise<void>): Monitor {
-  let stopping = false;
-  let rounds = 0;
-  const failures: string[] = [];
-  const started = performance.now();
-  const loop = (async () => {
-    while (!stopping) {
-      try {
-        await round();
-        rounds += 1;
-      } catch (error) {
-        failures.push(`${Math.round(performance.now() - started)} ms: ${(error as Error).message}`);
-      }
-      // Paces the load; the loop waits on nothing.
-      await delay(20);
-    }
-  })();
-  return {
-    get rounds() {
-      return rounds;
-    },
-    async stop() {
-      stopping = true;
-      await loop;
-      return { rounds, failures };
-    },
-  };
 }
 
 describe('certificate rotation without restarts (xDS server, cloud Envoy, edge Envoys)', { concurrency: false }, () => {

@@ -81,6 +81,16 @@ export interface TopologyOptions {
   readonly edgeNamespaces?: boolean;
   /** The xDS server and the cloud Envoy listen on every interface (for clients in network namespaces). */
   readonly listenAll?: boolean;
+  /**
+   * Puts a node's certificate into its edge directory, once the xDS server and the cloud run (the CSR
+   * API's signer lives in the xDS server); the bundle's CA issues it when omitted.
+   */
+  readonly obtainEdgeCertificate?: (node: string, dir: string) => Promise<void>;
+  /**
+   * Where edge certificate directories live, one per node (default: the bundle's edge/<node>). Apart
+   * from the bundle when edges get theirs elsewhere: `certs reissue` then never touches them.
+   */
+  readonly edgeTlsRoot?: string;
 }
 
 /** A host address every edge namespace reaches the cloud Envoy and the xDS server by (the first edge's link). */
@@ -241,6 +251,9 @@ export class Topology {
     await this.startXds();
     await this.startCloud();
     if (this.edgeConnectTermination === 'terminator' && !this.options.edgeNamespaces) await this.startTerminator();
+    if (this.tls && this.options.obtainEdgeCertificate) {
+      for (const node of this.options.nodes) await this.options.obtainEdgeCertificate(node, this.edgeTlsDir(node));
+    }
     for (const node of this.options.nodes) await this.startEdge(node);
   }
 
@@ -270,7 +283,7 @@ export class Topology {
       kubeletPort = kubelet.port;
     }
     const adminPort = await freePort();
-    if (this.tls) await this.issueEdgeCertificate(node);
+    if (this.tls && !this.options.obtainEdgeCertificate) await this.issueEdgeCertificate(node);
     const configPath = writeBootstrap({
       role: 'edge',
       id: node,
@@ -282,10 +295,15 @@ export class Topology {
       // Envoy terminating CONNECT itself is measured as Envoy 1.40 ships it.
       upstreamHalfClose: this.edgeConnectTermination === 'terminator',
       outDir: join(this.dir, `edge-${node}`),
-      tls: this.tls ? { dir: bundlePaths(this.certs).edgeDir(node), serverName: '127.0.0.1' } : undefined,
+      tls: this.tls ? { dir: this.edgeTlsDir(node), serverName: '127.0.0.1' } : undefined,
     });
     const address = `192.0.2.${this.edges.size + 11}`;
     this.edges.set(node, { address, kubelet, network, kubeletPort, adminPort, configPath, baseId: this.nextBaseId++ });
+  }
+
+  /** A node's certificate directory (tls.crt, tls.key, ca.crt), which its edge Envoy watches. */
+  edgeTlsDir(node: string): string {
+    return this.options.edgeTlsRoot ? join(this.options.edgeTlsRoot, node) : bundlePaths(this.certs).edgeDir(node);
   }
 
   /** Issues (again, for rotation) a node's certificate, signed by the topology's CA. */
@@ -333,7 +351,7 @@ export class Topology {
           ? [
               '--tls-dir', bundlePaths(this.certs).xdsDir,
               '--cloud-tls-dir', bundlePaths(this.certs).cloudDir,
-              '--edge-tls-dir', bundlePaths(this.certs).edgeDir('{node}'),
+              '--edge-tls-dir', this.edgeTlsDir('{node}'),
               '--cloud-server-name', CLOUD_SERVER_NAME,
             ]
           : ['--insecure']),

@@ -65,3 +65,4 @@ export {
   type ToxiproxyOptions,
   type ToxiproxyProxy,
 } from './toxiproxy.js';
+export { monitor, type Monitor } from './monitor.js';

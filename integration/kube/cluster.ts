@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { createAuthority, issue } from '../../certs/issue.js';
+import { createAuthority, issue, type Authority } from '../../certs/issue.js';
 import { ProcessSet, freePort, waitFor, type ProcessHandle } from '../harness/index.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -42,6 +42,8 @@ export class KubeCluster {
   readonly kubeconfig: string;
   readonly processes: ProcessSet;
   private servingCa = '';
+  /** Signs the client certificates kube-apiserver accepts (a node's kubelet credentials). */
+  private clientCa: Authority | undefined;
   private apiserver: ProcessHandle | undefined;
   private constructor(
     private readonly options: ClusterOptions,
@@ -96,6 +98,9 @@ export class KubeCluster {
     writeFileSync(join(dir, 'front-proxy-client.key'), frontProxyClient.key, { mode: 0o600 });
     // A serving certificate clients can verify (metrics-server refuses an unverified API server while
     // it verifies kubelets), for every address it is reached by.
+    // Client certificates, as kubelets authenticate (CN=system:node:<name>, O=system:nodes).
+    this.clientCa = await createAuthority('kubernetes client CA');
+    writeFileSync(join(dir, 'client-ca.crt'), this.clientCa.cert);
     const servingCa = await createAuthority('kube-apiserver serving CA');
     const serving = await issue(servingCa, { commonName: 'kube-apiserver', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', ...(this.options.apiserverIps ?? [])], usage: 'server' });
     this.servingCa = servingCa.cert;
@@ -112,7 +117,8 @@ export class KubeCluster {
         `--tls-cert-file=${join(dir, 'apiserver.crt')}`, `--tls-private-key-file=${join(dir, 'apiserver.key')}`,
         // One apiserver advertising 127.0.0.1 cannot maintain the kubernetes Service endpoints.
         '--endpoint-reconciler-type=none',
-        `--token-auth-file=${join(dir, 'tokens.csv')}`, '--authorization-mode=RBAC',
+        // The Node authorizer, as kubeadm sets it up: kubelets (and node credentials) get the node rules.
+        `--token-auth-file=${join(dir, 'tokens.csv')}`, `--client-ca-file=${join(dir, 'client-ca.crt')}`, '--authorization-mode=Node,RBAC',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
         '--service-cluster-ip-range=10.96.0.0/16',
@@ -151,12 +157,24 @@ export class KubeCluster {
     return path;
   }
 
-  private kubeconfigYaml(server = this.apiserverUrl, trust: object = { 'insecure-skip-tls-verify': true }): string {
+  /**
+   * A node's own credentials, as its kubelet holds them (/etc/kubernetes/kubelet.conf): a client
+   * certificate for system:node:<name> in group system:nodes, verifying the API server's certificate.
+   */
+  async nodeKubeconfig(node: string, path: string): Promise<string> {
+    if (!this.clientCa) throw new Error('the cluster is not started');
+    const { cert, key } = await issue(this.clientCa, { commonName: `system:node:${node}`, organization: 'system:nodes', usage: 'client' });
+    const user = { 'client-certificate-data': Buffer.from(cert).toString('base64'), 'client-key-data': Buffer.from(key).toString('base64') };
+    writeFileSync(path, this.kubeconfigYaml(this.apiserverUrl, { 'certificate-authority-data': Buffer.from(this.servingCa).toString('base64') }, user), { mode: 0o600 });
+    return path;
+  }
+
+  private kubeconfigYaml(server = this.apiserverUrl, trust: object = { 'insecure-skip-tls-verify': true }, user: object = { token: this.token }): string {
     return stringify({
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'edge-tunnel', cluster: { server, ...trust } }],
-      users: [{ name: 'admin', user: { token: this.token } }],
+      users: [{ name: 'admin', user }],
       contexts: [{ name: 'edge-tunnel', context: { cluster: 'edge-tunnel', user: 'admin' } }],
       'current-context': 'edge-tunnel',
     });

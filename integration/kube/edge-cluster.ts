@@ -3,8 +3,11 @@
 // edge Envoy. The node addresses are TEST-NET addresses assigned to nothing: only the tunnels reach
 // them. Shared by the end-to-end test and `make demo-k8s`.
 
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
 import { bundlePaths, loadBundleAuthority, writeAtomically, writeBundle, writeTlsDir } from '../../certs/bundle.js';
 import { issue } from '../../certs/issue.js';
 import {
@@ -22,6 +25,55 @@ import { KubeCluster } from './cluster.js';
 import { resourceMetricsPath, startKwok } from './kwok.js';
 
 const HARNESS = join(import.meta.dirname, '..', 'harness');
+const ROOT = join(HARNESS, '..', '..');
+const run = promisify(execFile);
+
+/**
+ * The xDS server as it runs in a cluster, for the CSR API: ServiceAccount edge-tunnel-xds with the
+ * shipped k8s/base RBAC (its token in a kubeconfig of its own), Leases in namespace edge-tunnel, and
+ * the signing CA (ca.crt, ca.key: the bundle's, as the Secret would hold them) in a directory of its own.
+ */
+async function signerSetup(cluster: KubeCluster, dir: string, certs: string, lifetime: string): Promise<{ kubeconfig: string; serveArgs: string[] }> {
+  await cluster.kubectl(['apply', '-f', join(ROOT, 'k8s', 'base', 'namespace.yaml')]);
+  await cluster.kubectl(['apply', '-n', 'edge-tunnel', '-f', join(ROOT, 'k8s', 'base', 'rbac.yaml')]);
+  const { stdout: token } = await cluster.kubectl(['create', 'token', 'edge-tunnel-xds', '-n', 'edge-tunnel', '--duration', '24h']);
+  const kubeconfig = parse(readFileSync(cluster.kubeconfig, 'utf8')) as { users: { user: Record<string, string> }[] };
+  kubeconfig.users[0].user = { token: token.trim() };
+  const path = join(dir, 'xds-serviceaccount.kubeconfig');
+  writeFileSync(path, stringify(kubeconfig), { mode: 0o600 });
+  const signerDir = signerCaDir(dir);
+  writeAtomically(join(signerDir, 'ca.crt'), readFileSync(bundlePaths(certs).ca, 'utf8'));
+  writeAtomically(join(signerDir, 'ca.key'), readFileSync(bundlePaths(certs).caKey, 'utf8'), 0o600);
+  return {
+    kubeconfig: path,
+    serveArgs: ['--edge-certificate-signer-ca', signerDir, '--edge-certificate-lifetime', lifetime, '--leader-election-namespace', 'edge-tunnel'],
+  };
+}
+
+/** The signing CA's directory in CSR mode (what the Secret edge-tunnel-signer-ca holds). */
+export function signerCaDir(dir: string): string {
+  return join(dir, 'signer-ca');
+}
+
+async function nodeCredentials(cluster: KubeCluster, dir: string, node: string): Promise<string> {
+  const path = join(dir, `${node}-kubelet.kubeconfig`);
+  return existsSync(path) ? path : cluster.nodeKubeconfig(node, path);
+}
+
+/** `agent-bootstrap certificate` for a node, as its DaemonSet runs it. */
+async function agentArgs(cluster: KubeCluster, dir: string, certs: string, node: string, edgeDir: string): Promise<string[]> {
+  return [
+    '--import', 'tsx', join(ROOT, 'agent-bootstrap', 'cli.ts'), 'certificate', '--node', node, '--dir', edgeDir,
+    '--kubeconfig', await nodeCredentials(cluster, dir, node), '--ca-file', bundlePaths(certs).ca, '--timeout', '60s',
+  ];
+}
+
+/** The init container's step: a certificate now, or a clear failure. */
+async function obtainWithAgent(cluster: KubeCluster, dir: string, certs: string, node: string, edgeDir: string): Promise<void> {
+  await run(process.execPath, [...(await agentArgs(cluster, dir, certs, node, edgeDir)), '--once'], { cwd: ROOT }).catch((error: { stderr?: string }) => {
+    throw new Error(`agent-bootstrap certificate --once for ${node} failed: ${error.stderr ?? String(error)}`);
+  });
+}
 
 export const EDGE_LABEL = 'node-role.kubernetes.io/edge';
 export const POD_PORT = 8443;
@@ -48,6 +100,7 @@ export class EdgeCluster {
   readonly cluster: KubeCluster;
   private readonly nodes: Map<string, EdgeNodeState>;
   private readonly podNetworks: PodNetwork[] = [];
+  private readonly agents = new Map<string, ProcessHandle>();
 
   private constructor(topology: Topology, cluster: KubeCluster, nodes: Map<string, EdgeNodeState>) {
     this.topology = topology;
@@ -65,6 +118,12 @@ export class EdgeCluster {
     serveArgs?: readonly string[];
     /** Addresses (besides 127.0.0.1) pods in network namespaces reach the API server by. */
     apiserverIps?: readonly string[];
+    /**
+     * Edge certificates from the CSR API instead of the bundle: the xDS server signs (with the shipped
+     * RBAC, as ServiceAccount edge-tunnel-xds), each node's agent asks with its kubelet credentials,
+     * certificates live `lifetime` (30s, 10m …).
+     */
+    nodeCertificates?: { readonly lifetime: string };
   }): Promise<EdgeCluster> {
     // A directory of its own: a second cluster in one test file must not reuse the first one's etcd data.
     const dir = options.dir ?? mkdtempSync(join(runDir(), 'cluster-'));
@@ -98,9 +157,12 @@ export class EdgeCluster {
       }
       const edgeCluster = (t: Topology): EdgeCluster => new EdgeCluster(t, cluster, nodes);
       for (const state of nodes.values()) await cluster.apply(nodeObject(state.spec));
+      const csr = options.nodeCertificates && (await signerSetup(cluster, dir, certs, options.nodeCertificates.lifetime));
       topology = await Topology.start({
         nodes: options.nodes.map((n) => n.name),
-        kubeconfig: cluster.kubeconfig,
+        kubeconfig: csr?.kubeconfig ?? cluster.kubeconfig,
+        // The agents' directories are the nodes' own, not part of the operator's bundle.
+        ...(csr && { obtainEdgeCertificate: (node: string, edgeDir: string) => obtainWithAgent(cluster, dir, certs, node, edgeDir), edgeTlsRoot: join(dir, 'edge-nodes') }),
         kubeletPorts: Object.fromEntries([...nodes].map(([name, s]) => [name, s.kubeletPort])),
         connectPort,
         certsDir: certs,
@@ -110,6 +172,7 @@ export class EdgeCluster {
           '--kubelet-ports', [...nodes.values()].map((n) => n.kubeletPort).join(','),
           // EdgeTunnelReady follows the tunnels within about a second.
           '--tunnel-probe-interval', '1', '--tunnel-probe-connect', `127.0.0.1:${connectPort}`, '--tunnel-probe-tls-dir', probeDir,
+          ...(csr?.serveArgs ?? []),
           ...(options.serveArgs ?? []),
         ],
         // Cloud workloads in network namespaces of their own (a sidecar) reach the xDS server and the CONNECT listener.
@@ -126,6 +189,24 @@ export class EdgeCluster {
       await Promise.all([...nodes.values()].map((n) => n.portForwardTarget.close()));
       throw error;
     }
+  }
+
+  /** The node's own credentials (its kubelet's kubeconfig: system:node:<name>), written once. */
+  async nodeKubeconfig(node: string): Promise<string> {
+    return nodeCredentials(this.cluster, this.topology.dir, node);
+  }
+
+  /** Runs the node's certificate agent (`agent-bootstrap certificate`), renewing until stopped. */
+  async startCertificateAgent(node: string): Promise<ProcessHandle> {
+    const args = await agentArgs(this.cluster, this.topology.dir, this.topology.certs, node, this.topology.edgeTlsDir(node));
+    const agent = await this.topology.processes.start({ name: `certificate-agent-${node}`, command: process.execPath, args, cwd: ROOT });
+    this.agents.set(node, agent);
+    return agent;
+  }
+
+  async stopCertificateAgent(node: string): Promise<void> {
+    await this.agents.get(node)?.stop();
+    this.agents.delete(node);
   }
 
   spec(node: string): EdgeNodeSpec {

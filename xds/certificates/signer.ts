@@ -220,7 +220,7 @@ export class EdgeCertificateSigner {
 
   private async decide(request: CertificateRequestView): Promise<void> {
     const verdict = await this.verdict(request);
-    const current = await this.certificates.readCertificateSigningRequestApproval({ name: request.name });
+    const current = await this.certificates.readCertificateSigningRequest({ name: request.name });
     const condition = { type: verdict.approve ? 'Approved' : 'Denied', status: 'True', reason: verdict.reason, message: verdict.message, lastUpdateTime: new Date() };
     await this.certificates.replaceCertificateSigningRequestApproval({
       name: request.name,
@@ -234,7 +234,7 @@ export class EdgeCertificateSigner {
 
   private async sign(request: CertificateRequestView): Promise<void> {
     const verdict = await this.verdict(request);
-    const current = await this.certificates.readCertificateSigningRequestStatus({ name: request.name });
+    const current = await this.certificates.readCertificateSigningRequest({ name: request.name });
     if (!verdict.approve || verdict.node === undefined) {
       await this.writeStatus(current, { conditions: [...(current.status?.conditions ?? []), { type: 'Failed', status: 'True', reason: verdict.reason, message: `not signed: ${verdict.message}`, lastUpdateTime: new Date() }] });
       this.decisions.inc({ decision: 'failed', reason: verdict.reason });
