@@ -2,6 +2,8 @@
 // edge Nodes (edge-a, edge-b) are kwok kubelets behind their own edge Envoys at TEST-NET addresses
 // that only the tunnels reach; each runs a pod with logs, exec and port-forward behaviour. A monitoring
 // pod runs the real metrics-server beside an edge-tunnel sidecar, so `kubectl top` works for edge nodes.
+// Edge certificates come from the CSR API: each node's certificate agent asks with its kubelet's
+// credentials, the xDS server (ServiceAccount edge-tunnel-xds, shipped RBAC) approves and signs.
 
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -30,8 +32,12 @@ async function main(): Promise<void> {
     connectPort,
     serveArgs: sidecarServeArgs(certsDir, connectPort),
     apiserverIps: [MONITORING.hostIp],
+    // Short enough to watch a renewal (at two thirds: every 10 minutes).
+    nodeCertificates: { lifetime: '15m' },
   });
   stopOnSignals(edge, say);
+  say('starting each edge node\'s certificate agent (renews at two thirds of the lifetime) …');
+  for (const node of ['edge-a', 'edge-b']) await edge.startCertificateAgent(node);
   say('starting a pod on each edge node …');
   await edge.runPod('edge-a', 'app-a');
   await edge.runPod('edge-b', 'app-b');
@@ -49,6 +55,7 @@ ${edge.describeProcesses()}
 
 try:
   ${k} get nodes -o wide
+  ${k} get csr                        (each edge's tunnel certificate: requested by system:node:<name>, approved and issued by the xDS server)
   ${k} get nodes -o custom-columns='NAME:.metadata.name,EDGE-TUNNEL:.status.conditions[?(@.type=="EdgeTunnelReady")].status,REASON:.status.conditions[?(@.type=="EdgeTunnelReady")].reason'
   ${k} logs app-a
   ${k} logs -f app-a                  (append lines to ${relative(process.cwd(), edge.logsFile('edge-a'))})
