@@ -29,6 +29,8 @@ export interface CertificateAgentOptions {
   /** How long one request may wait for a certificate. */
   readonly timeoutMs: number;
   readonly logger: SourceLogger;
+  /** The key file's mode (default 0600; 0640 where Envoy reads it through the directory's group). */
+  readonly keyMode?: number;
   /** How often the CA bundle is checked while waiting for the next renewal (default 10 s). */
   readonly checkEveryMs?: number;
 }
@@ -69,7 +71,7 @@ export async function obtainCertificate(options: CertificateAgentOptions): Promi
       const certificate = Buffer.from(issued, 'base64').toString('utf8');
       const validity = validityOf(certificate);
       const cas: Record<string, string> = options.caFile ? { 'ca.crt': readFileSync(options.caFile, 'utf8') } : {};
-      writeTlsDir(options.dir, { cert: certificate, key }, cas);
+      writeTlsDir(options.dir, { cert: certificate, key }, cas, options.keyMode);
       options.logger.info({ request: name, notAfter: validity.notAfter.toISOString(), serial: validity.serialNumber }, 'certificate written');
       return { ...validity, request: name };
     }

@@ -56,6 +56,8 @@ directory the edge Envoy watches; then renews at two thirds of each lifetime unt
                       ca.crt, again whenever it changes
   --lifetime DUR      the lifetime to ask for (default 24h; the signer may give less)
   --timeout DUR       how long one request may wait for its certificate (default 5m)
+  --key-mode MODE     the key file's mode, octal (default 0600; 0640 when Envoy runs as another
+                      user and reads it through the directory's group)
   --once              obtain a certificate if there is none valid for two more thirds of its life,
                       then exit (an init container); without it, keep renewing (a sidecar)
 
@@ -73,11 +75,15 @@ async function certificate(argv: string[]): Promise<void> {
       lifetime: { type: 'string', default: '24h' },
       timeout: { type: 'string', default: '5m' },
       once: { type: 'boolean', default: false },
+      'key-mode': { type: 'string', default: '0600' },
       'log-level': { type: 'string', default: 'info' },
     },
   });
   if (!values.node) throw new UsageError('--node is required (the Kubernetes node name)');
   if (!values.dir) throw new UsageError('--dir is required (the edge Envoy\'s certificate directory)');
+  if (!/^0?[0-7]{3}$/.test(values['key-mode']) || (parseInt(values['key-mode'], 8) & 0o037) !== 0) {
+    throw new UsageError(`--key-mode: "${values['key-mode']}" is not an octal mode without write or other access (0600, 0640, 0400, 0440)`);
+  }
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(values.kubeconfig);
   const options = {
@@ -87,6 +93,7 @@ async function certificate(argv: string[]): Promise<void> {
     caFile: values['ca-file'],
     lifetimeSeconds: durationSeconds('lifetime', values.lifetime),
     timeoutMs: durationSeconds('timeout', values.timeout) * 1000,
+    keyMode: parseInt(values['key-mode'], 8),
     logger: pino({ level: values['log-level'], base: { component: 'certificate-agent', node: values.node } }),
   };
   if (values.once) {

@@ -62,8 +62,8 @@ export function writeAtomically(path: string, content: string, mode = 0o644): vo
   renameSync(tmp, path);
 }
 
-export function writeTlsDir(dir: string, pem: IssuedPem, cas: Record<string, string>): void {
-  writeAtomically(join(dir, 'tls.key'), pem.key, 0o600);
+export function writeTlsDir(dir: string, pem: IssuedPem, cas: Record<string, string>, keyMode = 0o600): void {
+  writeAtomically(join(dir, 'tls.key'), pem.key, keyMode);
   writeAtomically(join(dir, 'tls.crt'), pem.cert);
   for (const [name, content] of Object.entries(cas)) writeAtomically(join(dir, name), content);
 }
