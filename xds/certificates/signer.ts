@@ -64,8 +64,14 @@ export class EdgeCertificateSigner {
   private readonly now: () => number;
   private readonly repeater: Repeater;
   private requests: readonly CertificateRequestView[] = [];
-  /** Validity of issued certificates by request name (parsed once). */
-  private readonly issued = new Map<string, Issued | undefined>();
+  /** Requests whose certificate was already read, so each is parsed once. */
+  private readonly seen = new Set<string>();
+  /**
+   * The newest certificate issued to each node. Kept after its request is gone (kube-controller-manager
+   * deletes issued requests after an hour, long before the next renewal), until the node is no longer
+   * served; after a restart it fills in as requests are issued again.
+   */
+  private readonly newest = new Map<string, Issued>();
   private lastError: string | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -81,7 +87,7 @@ export class EdgeCertificateSigner {
     this.decisions = new Counter({ name: 'xds_certificate_requests_decided_total', help: 'Edge certificate requests approved, denied, issued or failed by this replica, by reason', labelNames: ['decision', 'reason'], registers });
     this.errors = new Counter({ name: 'xds_certificate_signer_errors_total', help: 'Approvals or signatures that could not be written (retried)', registers });
     const status = (): SignerStatus => this.status();
-    const newest = (): Map<string, Issued> => this.newestByNode();
+    const newest = (): Map<string, Issued> => this.newest;
     new Gauge({
       name: 'xds_certificate_requests_waiting',
       help: 'Edge certificate requests neither issued nor denied: a number that stays up means no replica is signing',
@@ -114,8 +120,15 @@ export class EdgeCertificateSigner {
   setRequests(requests: readonly (CertificateRequestView | undefined)[]): void {
     this.requests = requests.filter((r): r is CertificateRequestView => r !== undefined);
     const names = new Set(this.requests.map((r) => r.name));
-    for (const name of this.issued.keys()) if (!names.has(name)) this.issued.delete(name);
+    for (const name of this.seen) if (!names.has(name)) this.seen.delete(name);
+    for (const request of this.requests) this.learnIssued(request);
     void this.kick();
+  }
+
+  /** Forgets the certificates of nodes no longer served (a deleted node is not "overdue"). */
+  retainNodes(nodes: readonly string[]): void {
+    const keep = new Set(nodes);
+    for (const node of this.newest.keys()) if (!keep.has(node)) this.newest.delete(node);
   }
 
   start(): void {
@@ -130,7 +143,7 @@ export class EdgeCertificateSigner {
   status(): SignerStatus {
     const waiting = this.requests.filter((r) => r.state === 'pending' || r.state === 'approved');
     const oldest = Math.min(...waiting.map((r) => Date.parse(r.createdAt)).filter(Number.isFinite), this.now());
-    const overdue = [...this.newestByNode()]
+    const overdue = [...this.newest]
       // Agents renew at two thirds of the lifetime; past five sixths, renewal has failed for a while.
       .filter(([, c]) => this.now() > c.notBefore + ((c.notAfter - c.notBefore) * 5) / 6)
       .map(([node, c]) => ({ node, notAfter: new Date(c.notAfter).toISOString() }))
@@ -143,26 +156,18 @@ export class EdgeCertificateSigner {
     };
   }
 
-  /** The newest certificate issued to each node, from the issued requests still in the API. */
-  private newestByNode(): Map<string, Issued> {
-    const newest = new Map<string, Issued>();
-    for (const request of this.requests) {
-      if (request.state !== 'issued' || !request.certificate) continue;
-      if (!this.issued.has(request.name)) {
-        const node = requestingNode(request);
-        let validity: Issued | undefined;
-        try {
-          const v = validityOf(request.certificate);
-          validity = node === undefined ? undefined : { node, notBefore: v.notBefore.getTime(), notAfter: v.notAfter.getTime() };
-        } catch {
-          validity = undefined;
-        }
-        this.issued.set(request.name, validity);
-      }
-      const issued = this.issued.get(request.name);
-      if (issued && (newest.get(issued.node)?.notAfter ?? 0) < issued.notAfter) newest.set(issued.node, issued);
+  /** Records an issued request's certificate as its node's newest, if it is. */
+  private learnIssued(request: CertificateRequestView): void {
+    if (request.state !== 'issued' || !request.certificate || this.seen.has(request.name)) return;
+    this.seen.add(request.name);
+    const node = requestingNode(request);
+    if (node === undefined) return;
+    try {
+      const { notBefore, notAfter } = validityOf(request.certificate);
+      if ((this.newest.get(node)?.notAfter ?? 0) < notAfter.getTime()) this.newest.set(node, { node, notBefore: notBefore.getTime(), notAfter: notAfter.getTime() });
+    } catch {
+      // Not a certificate we can read: it tells nothing about the node's expiry.
     }
-    return newest;
   }
 
   /** Runs process() now, or once more after the run in progress. */

@@ -92,6 +92,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   await options.source.start((nodes) => {
     ready = controlPlane.update(nodes) || ready;
     options.tunnelHealth?.monitor.setNodes(controlPlane.edgeNodes());
+    options.certificates?.signer.retainNodes(controlPlane.edgeNodes());
   });
   options.leaderElection?.start();
   options.tunnelHealth?.monitor.start();
