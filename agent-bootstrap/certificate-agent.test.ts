@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { edgeRequest, writeTlsDir } from '../certs/bundle.js';
+import { edgeRequest, publishTlsFiles, writeTlsDir } from '../certs/bundle.js';
 import { createAuthority, issue } from '../certs/issue.js';
 import { durationSeconds } from '../xds/cli/args.js';
 import { renewalDue } from './certificate-agent.js';
@@ -25,6 +25,23 @@ describe('certificate agent: when to renew', () => {
     const notAfter = new Date('2026-12-01T03:00:00Z');
     writeTlsDir(join(dir, 'own'), await issue(ca, { ...edgeRequest('edge-a'), notBefore, notAfter }), {});
     assert.equal(renewalDue(join(dir, 'own'), 'edge-a'), Date.parse('2026-12-01T02:00:00Z'));
+  });
+});
+
+describe('publishing a certificate directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'publish-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('switches every file at once through ..data, keeps modes, and leaves one version behind', () => {
+    publishTlsFiles(dir, { 'tls.key': { content: 'key 1', mode: 0o640 }, 'tls.crt': { content: 'cert 1', mode: 0o644 } });
+    publishTlsFiles(dir, { 'tls.key': { content: 'key 2', mode: 0o640 }, 'tls.crt': { content: 'cert 2', mode: 0o644 } });
+    assert.equal(readFileSync(join(dir, 'tls.key'), 'utf8'), 'key 2');
+    assert.equal(readFileSync(join(dir, 'tls.crt'), 'utf8'), 'cert 2');
+    assert.equal(readlinkSync(join(dir, 'tls.key')), '..data/tls.key');
+    assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o640);
+    const versions = readdirSync(dir).filter((e) => e.startsWith('..') && e !== '..data');
+    assert.equal(versions.length, 1);
+    assert.equal(readlinkSync(join(dir, '..data')), versions[0]);
   });
 });
 

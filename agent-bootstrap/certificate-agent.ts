@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CertificatesV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { edgeRequest, writeAtomically, writeTlsDir } from '../certs/bundle.js';
+import { edgeRequest, publishTlsFiles } from '../certs/bundle.js';
 import { createCertificateRequest, validityOf } from '../certs/csr.js';
 import { EDGE_SIGNER } from '../xds/certificates/approval.js';
 import { backoffMs } from '../xds/sources/backoff.js';
@@ -70,14 +70,22 @@ export async function obtainCertificate(options: CertificateAgentOptions): Promi
     if (issued) {
       const certificate = Buffer.from(issued, 'base64').toString('utf8');
       const validity = validityOf(certificate);
-      const cas: Record<string, string> = options.caFile ? { 'ca.crt': readFileSync(options.caFile, 'utf8') } : {};
-      writeTlsDir(options.dir, { cert: certificate, key }, cas, options.keyMode);
+      publish(options, { cert: certificate, key }, options.caFile ? readFileSync(options.caFile, 'utf8') : undefined);
       options.logger.info({ request: name, notAfter: validity.notAfter.toISOString(), serial: validity.serialNumber }, 'certificate written');
       return { ...validity, request: name };
     }
     if (Date.now() > deadline) throw new Error(`request ${name} not answered within ${Math.round(options.timeoutMs / 1000)} s (is the edge-tunnel signer running? xds status says)`);
     await delay(Math.min(250 * 2 ** attempt, 2000));
   }
+}
+
+/** Writes the key, the certificate and the CA bundle as one version of the directory (publishTlsFiles). */
+function publish(options: CertificateAgentOptions, pem: { cert: string; key: string }, ca: string | undefined): void {
+  publishTlsFiles(options.dir, {
+    'tls.key': { content: pem.key, mode: options.keyMode ?? 0o600 },
+    'tls.crt': { content: pem.cert, mode: 0o644 },
+    ...(ca !== undefined && { 'ca.crt': { content: ca, mode: 0o644 } }),
+  });
 }
 
 /** When the certificate in `dir` is due: two thirds into its lifetime; now when there is none or it is not this node's. */
@@ -108,11 +116,14 @@ export async function runCertificateAgent(options: CertificateAgentOptions, sign
   let failures = 0;
   let caCopied = options.caFile && existsSync(join(options.dir, 'ca.crt')) ? readFileSync(join(options.dir, 'ca.crt'), 'utf8') : undefined;
   const copyCa = (): void => {
-    if (!options.caFile) return;
+    // Before the first certificate there is nothing to update: obtaining one writes the bundle too.
+    if (!options.caFile || !existsSync(join(options.dir, 'tls.crt'))) return;
     try {
       const bundle = readFileSync(options.caFile, 'utf8');
       if (bundle === caCopied) return;
-      writeAtomically(join(options.dir, 'ca.crt'), bundle);
+      // With the current key and certificate, as one new version: the three files always match.
+      const current = { cert: readFileSync(join(options.dir, 'tls.crt'), 'utf8'), key: readFileSync(join(options.dir, 'tls.key'), 'utf8') };
+      publish(options, current, bundle);
       caCopied = bundle;
       options.logger.info({ caFile: options.caFile }, 'CA bundle updated');
     } catch (error) {

@@ -1,7 +1,8 @@
 // Writes a complete set of certificates for one edge-tunnel deployment, laid out as directories of
 // tls.crt / tls.key / ca.crt (the shape of a Kubernetes TLS Secret), one per component.
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   cloudIdentityUri,
@@ -62,10 +63,47 @@ export function writeAtomically(path: string, content: string, mode = 0o644): vo
   renameSync(tmp, path);
 }
 
-export function writeTlsDir(dir: string, pem: IssuedPem, cas: Record<string, string>, keyMode = 0o600): void {
-  writeAtomically(join(dir, 'tls.key'), pem.key, keyMode);
+export function writeTlsDir(dir: string, pem: IssuedPem, cas: Record<string, string>): void {
+  writeAtomically(join(dir, 'tls.key'), pem.key, 0o600);
   writeAtomically(join(dir, 'tls.crt'), pem.cert);
   for (const [name, content] of Object.entries(cas)) writeAtomically(join(dir, name), content);
+}
+
+/** The link that names the current version of a directory published by publishTlsFiles. */
+const CURRENT = '..data';
+
+/**
+ * Replaces a certificate directory's files all at once, the way kubelet updates a Secret volume: the
+ * files go into a new hidden version directory, one rename of the `..data` link switches every file
+ * to it (`tls.crt` is a link to `..data/tls.crt`, and so on), and older versions are removed. Envoy's
+ * watched directory sees that one rename and reads a key and certificate that belong together; files
+ * renamed one by one would show it a new key with the old certificate in between.
+ */
+export function publishTlsFiles(dir: string, files: Readonly<Record<string, { readonly content: string; readonly mode: number }>>): void {
+  mkdirSync(dir, { recursive: true });
+  // Unique even for two versions in one millisecond.
+  const version = `..${new Date().toISOString().replace(/[:.]/g, '_')}.${randomBytes(4).toString('hex')}`;
+  mkdirSync(join(dir, version));
+  for (const [name, { content, mode }] of Object.entries(files)) {
+    writeFileSync(join(dir, version, name), content, { mode });
+    chmodSync(join(dir, version, name), mode);
+  }
+  const swap = (linkPath: string, target: string): void => {
+    const temporary = `${linkPath}.tmp-${process.pid}`;
+    rmSync(temporary, { force: true });
+    symlinkSync(target, temporary);
+    renameSync(temporary, linkPath);
+  };
+  swap(join(dir, CURRENT), version);
+  for (const name of Object.keys(files)) {
+    const link = join(dir, name);
+    const target = `${CURRENT}/${name}`;
+    const isLink = existsSync(link) && lstatSync(link).isSymbolicLink() && readlinkSync(link) === target;
+    if (!isLink) swap(link, target);
+  }
+  for (const entry of readdirSync(dir)) {
+    if (entry.startsWith('..') && entry !== CURRENT && entry !== version) rmSync(join(dir, entry), { recursive: true, force: true });
+  }
 }
 
 function splitNames(names: readonly string[]): Pick<LeafRequest, 'dnsNames' | 'ipAddresses'> {

@@ -68,10 +68,12 @@ export class EdgeCertificateSigner {
   private readonly seen = new Set<string>();
   /**
    * The newest certificate issued to each node. Kept after its request is gone (kube-controller-manager
-   * deletes issued requests after an hour, long before the next renewal), until the node is no longer
-   * served; after a restart it fills in as requests are issued again.
+   * deletes issued requests after an hour, long before the next renewal); after a restart it fills in
+   * as requests are issued again.
    */
   private readonly newest = new Map<string, Issued>();
+  /** The edge nodes served now: only theirs are reported (a deleted node is not "overdue"). */
+  private served: ReadonlySet<string> | undefined;
   private lastError: string | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -87,7 +89,7 @@ export class EdgeCertificateSigner {
     this.decisions = new Counter({ name: 'xds_certificate_requests_decided_total', help: 'Edge certificate requests approved, denied, issued or failed by this replica, by reason', labelNames: ['decision', 'reason'], registers });
     this.errors = new Counter({ name: 'xds_certificate_signer_errors_total', help: 'Approvals or signatures that could not be written (retried)', registers });
     const status = (): SignerStatus => this.status();
-    const newest = (): Map<string, Issued> => this.newest;
+    const newest = (): Map<string, Issued> => this.reported();
     new Gauge({
       name: 'xds_certificate_requests_waiting',
       help: 'Edge certificate requests neither issued nor denied: a number that stays up means no replica is signing',
@@ -125,10 +127,13 @@ export class EdgeCertificateSigner {
     void this.kick();
   }
 
-  /** Forgets the certificates of nodes no longer served (a deleted node is not "overdue"). */
+  /**
+   * The edge nodes served now. Certificates of other nodes are not reported, and forgotten once
+   * expired; a node deleted and created again keeps what is known of its certificate.
+   */
   retainNodes(nodes: readonly string[]): void {
-    const keep = new Set(nodes);
-    for (const node of this.newest.keys()) if (!keep.has(node)) this.newest.delete(node);
+    this.served = new Set(nodes);
+    for (const [node, issued] of this.newest) if (!this.served.has(node) && issued.notAfter < this.now()) this.newest.delete(node);
   }
 
   start(): void {
@@ -143,7 +148,7 @@ export class EdgeCertificateSigner {
   status(): SignerStatus {
     const waiting = this.requests.filter((r) => r.state === 'pending' || r.state === 'approved');
     const oldest = Math.min(...waiting.map((r) => Date.parse(r.createdAt)).filter(Number.isFinite), this.now());
-    const overdue = [...this.newest]
+    const overdue = [...this.reported()]
       // Agents renew at two thirds of the lifetime; past five sixths, renewal has failed for a while.
       .filter(([, c]) => this.now() > c.notBefore + ((c.notAfter - c.notBefore) * 5) / 6)
       .map(([node, c]) => ({ node, notAfter: new Date(c.notAfter).toISOString() }))
@@ -154,6 +159,11 @@ export class EdgeCertificateSigner {
       ...(waiting.length > 0 && this.lastError !== undefined && { lastError: this.lastError }),
       renewalOverdue: overdue,
     };
+  }
+
+  /** The newest certificate of each served node. */
+  private reported(): Map<string, Issued> {
+    return new Map([...this.newest].filter(([node]) => this.served?.has(node) ?? true));
   }
 
   /** Records an issued request's certificate as its node's newest, if it is. */
