@@ -55,6 +55,7 @@ export function adsService(deps: StreamDeps): AggregatedDiscoveryServiceServer {
         stream.close();
         call.end();
       });
+      call.on('drain', () => stream.drained());
       call.on('error', () => stream.close());
       call.on('cancelled', () => stream.close());
       call.on('close', () => stream.close());

@@ -11,6 +11,8 @@ export interface ProtocolMetrics {
   readonly acks: Counter<'type'>;
   readonly nacks: Counter<'type'>;
   readonly rejectedRequests: Counter<'reason'>;
+  /** Responses held back (a response of the type in flight, or the transport full) and sent later as the newest state. */
+  readonly deferred: Counter<'type'>;
   /** Push latency: from a response sent to the proxy's answer (ACK or NACK), by type, role and answer. */
   readonly answerSeconds: Histogram<'type' | 'role' | 'answer'>;
 }
@@ -26,6 +28,12 @@ export function protocolMetrics(registry: Registry): ProtocolMetrics {
       name: 'xds_rejected_requests_total',
       help: 'Discovery requests refused or ignored as invalid',
       labelNames: ['reason'],
+      registers,
+    }),
+    deferred: new Counter({
+      name: 'xds_responses_deferred_total',
+      help: 'Responses held back while the proxy had one of the type unanswered or its stream was full; the newest state went out later',
+      labelNames: ['type'],
       registers,
     }),
     answerSeconds: new Histogram({

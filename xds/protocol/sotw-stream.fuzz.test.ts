@@ -175,9 +175,9 @@ class RecordingIo extends FakeStreamIo {
   readonly all: DiscoveryResponse[] = [];
   sentAtFailure: number | undefined;
 
-  override send(response: DiscoveryResponse): void {
+  override send(response: DiscoveryResponse): boolean {
     this.all.push(response);
-    super.send(response);
+    return super.send(response);
   }
 
   override fail(message: string): void {

@@ -164,17 +164,19 @@ describe('SotW stream: ACK, NACK and stale nonces', () => {
     const { stream, io, ledger, cache, metrics } = setup();
     stream.handle(request(XdsType.cluster, { node: edgeA }));
     const first = io.takeOne();
+    stream.handle(ack(first));
     cache.publish(fleet({ aCluster: 'v2' }));
     const second = io.takeOne();
     const before = structuredClone(ledger.forKey(A)[0].types.get(XdsType.cluster));
 
+    // A duplicate of the first ACK and a late complaint about the first response.
     stream.handle(ack(first));
     stream.handle(nack(first, 'late complaint about the first response'));
     assert.deepEqual(io.sent, []);
     assert.deepEqual(ledger.forKey(A)[0].types.get(XdsType.cluster), before);
     assert.equal(before?.sentNonce, second.nonce);
     assert.equal(before?.status, 'REQUESTED');
-    assert.equal(await metricValue(metrics.acks, { type: 'Cluster' }), 0);
+    assert.equal(await metricValue(metrics.acks, { type: 'Cluster' }), 1);
     assert.equal(await metricValue(metrics.nacks, { type: 'Cluster' }), 0);
 
     stream.handle(ack(second));
@@ -311,11 +313,66 @@ describe('SotW stream: pushes on cache changes', () => {
     assert.deepEqual(empty.resources, []);
     stream.handle(ack(empty));
     h.cache.publish(fleet());
-    assert.deepEqual(namesIn(io.takeOne()), ['cloud', 'local-10250']);
+    const appeared = io.takeOne();
+    assert.deepEqual(namesIn(appeared), ['cloud', 'local-10250']);
+    stream.handle(ack(appeared));
     h.cache.publish(translation(resourceSet({})));
     const removed = io.takeOne();
     assert.deepEqual(removed.resources, []);
     assert.equal(removed.versionInfo, empty.versionInfo);
+  });
+});
+
+describe('SotW stream: flow control (a slow proxy gets the newest state, never a queue)', () => {
+  it('holds changes while a response is unanswered and sends only the newest once the proxy answers', async () => {
+    const h = harness(fleet());
+    const { stream, io } = h.open();
+    stream.handle(request(XdsType.cluster, { node: edgeA }));
+    const first = io.takeOne();
+    h.cache.publish(fleet({ aCluster: 'v2' }));
+    h.cache.publish(fleet({ aCluster: 'v3' }));
+    assert.deepEqual(io.sent, [], 'nothing while the first response is unanswered');
+    assert.equal(await metricValue(h.metrics.deferred, { type: 'Cluster' }), 1);
+    stream.handle(ack(first));
+    const newest = io.takeOne();
+    assert.equal(newest.versionInfo, h.cache.current(A, XdsType.cluster).version);
+    stream.handle(ack(newest));
+    assert.deepEqual(io.sent, [], 'v2 never went out');
+  });
+
+  it('sends nothing after an answer when the content came back to what was sent', () => {
+    const h = harness(fleet());
+    const { stream, io } = h.open();
+    stream.handle(request(XdsType.cluster, { node: edgeA }));
+    const first = io.takeOne();
+    h.cache.publish(fleet({ aCluster: 'v2' }));
+    h.cache.publish(fleet());
+    stream.handle(ack(first));
+    assert.deepEqual(io.sent, []);
+  });
+
+  it('writes nothing while the transport is full, then the newest state of each owed type, in ADS order', () => {
+    const h = harness(fleet());
+    const { stream, io } = h.open();
+    io.writable = false;
+    stream.handle(request(XdsType.cluster, { node: edgeA }));
+    const clusters = io.takeOne();
+    stream.handle(request(XdsType.listener, { node: edgeA }));
+    stream.handle(ack(clusters));
+    h.cache.publish(fleet({ aCluster: 'v2', aListener: 'v2' }));
+    assert.deepEqual(io.sent, [], 'the buffer is full: nothing more is written');
+    io.writable = true;
+    stream.drained();
+    assert.deepEqual(io.take().map((r) => r.typeUrl), [XdsType.cluster, XdsType.listener]);
+  });
+
+  it('answers a request that changes the subscription even when the version stays', () => {
+    const h = harness(fleet());
+    const { stream, io } = h.open();
+    stream.handle(request(XdsType.route, { node: edgeA, names: ['local'] }));
+    const routes = io.takeOne();
+    stream.handle({ ...ack(routes), resourceNames: ['local', 'absent'] });
+    assert.equal(io.take().length, 1, 'a changed subscription is answered');
   });
 });
 
@@ -414,7 +471,7 @@ describe('SotW stream: close and reconnect', () => {
     old.stream.handle(request(XdsType.cluster, { node: edgeA }));
     fresh.stream.handle(request(XdsType.cluster, { node: edgeA }));
     old.io.take();
-    fresh.io.take();
+    fresh.stream.handle(ack(fresh.io.takeOne()));
     assert.deepEqual(h.ledger.forKey(A).map((e) => e.streamId), [old.id, fresh.id]);
     old.stream.close();
     h.cache.publish(fleet({ aCluster: 'v2' }));

@@ -1,6 +1,11 @@
 // One State-of-the-World ADS stream: identity from the first request, a nonce and version per type,
 // ACK and NACK told apart by error_detail, stale nonces ignored, and a NACKed version parked until the
 // content changes, so a rejected config is never resent in a loop.
+//
+// Flow control, so that a slow proxy gets the latest state when it catches up, never a queue of stale
+// ones: at most one response per type is in flight (the next waits for the proxy's ACK or NACK, as
+// the xDS protocol pairs responses with requests), and while the transport reports its buffer full
+// nothing is written at all. Changes meanwhile only mark the type; what is sent then is the newest.
 
 import type { Logger } from 'pino';
 import type { DiscoveryRequest, DiscoveryResponse } from '../../envoy/generated/envoy/service/discovery/v3/discovery.js';
@@ -25,7 +30,8 @@ export interface StreamDeps {
 }
 
 export interface StreamIo {
-  send(response: DiscoveryResponse): void;
+  /** Writes a response; false when the transport's buffer is full (wait for SotwStream.drained()). */
+  send(response: DiscoveryResponse): boolean;
   /**
    * Ends the stream with an error status: 'invalid' for a malformed identity (gRPC INVALID_ARGUMENT),
    * 'denied' for a proxy that may not be served as what it claims (PERMISSION_DENIED).
@@ -40,6 +46,10 @@ interface TypeState {
   names: ReadonlySet<string>;
   /** The version last NACKed: not sent again until the content changes. */
   parkedVersion?: string;
+  /** A response of this type awaits the proxy's ACK or NACK. */
+  inFlight: boolean;
+  /** Something is owed once the type may be sent: a change (false) or an answer to a request (true). */
+  owed?: 'change' | 'request';
 }
 
 export class SotwStream {
@@ -49,6 +59,8 @@ export class SotwStream {
   private readonly types = new Map<XdsTypeUrl, TypeState>();
   private nonce = 0;
   private closed = false;
+  /** The transport's buffer is full: nothing is written until it drains. */
+  private blocked = false;
 
   /**
    * @param peer what the client certificate proves: an identity, 'none' when it proves none, or
@@ -76,7 +88,7 @@ export class SotwStream {
     const state = this.types.get(type);
     if (request.responseNonce === '' || !state) {
       this.subscribe(type, request.resourceNames);
-      this.send(type);
+      this.respond(type, 'request');
       return;
     }
     if (request.responseNonce !== state.ledger.sentNonce) {
@@ -86,7 +98,19 @@ export class SotwStream {
     }
     if (request.errorDetail) this.recordNack(type, state, request);
     else this.recordAck(type, state, request);
-    if (this.resubscribe(state, request.resourceNames)) this.send(type);
+    state.inFlight = false;
+    if (this.resubscribe(state, request.resourceNames)) this.respond(type, 'request');
+    else if (state.owed) this.respond(type, state.owed);
+  }
+
+  /** The transport can take more: what was held back goes out, newest state only, in ADS order. */
+  drained(): void {
+    if (this.closed || !this.blocked) return;
+    this.blocked = false;
+    for (const type of ADS_ORDER) {
+      const state = this.types.get(type);
+      if (state?.owed && !state.inFlight && !this.blocked) this.respond(type, state.owed);
+    }
   }
 
   close(): void {
@@ -123,7 +147,7 @@ export class SotwStream {
 
   private subscribe(type: XdsTypeUrl, names: readonly string[]): void {
     const ledger: TypeLedger = { status: 'REQUESTED', subscribed: [] };
-    const state: TypeState = { type, ledger, wildcard: false, names: new Set() };
+    const state: TypeState = { type, ledger, wildcard: false, names: new Set(), inFlight: false };
     this.resubscribe(state, names);
     this.types.set(type, state);
     this.entry?.types.set(type, ledger);
@@ -173,10 +197,29 @@ export class SotwStream {
   private onChange(types: readonly XdsTypeUrl[]): void {
     for (const type of ADS_ORDER) {
       const state = this.types.get(type);
-      if (!state || !types.includes(type)) continue;
-      const { version } = this.selection(type, state);
-      if (version !== state.ledger.sentVersion && version !== state.parkedVersion) this.send(type);
+      if (state && types.includes(type)) this.respond(type, state.owed === 'request' ? 'request' : 'change');
     }
+  }
+
+  /**
+   * Sends the type's current resources now if it may (nothing in flight, the transport not full),
+   * else remembers that it owes them. A change is sent only when it is news (neither what was last
+   * sent nor a NACKed version); a request is always answered.
+   */
+  private respond(type: XdsTypeUrl, why: 'change' | 'request'): void {
+    const state = this.types.get(type);
+    if (!state) return;
+    if (state.inFlight || this.blocked) {
+      if (state.owed === undefined) this.deps.metrics.deferred.inc({ type: shortTypeName(type) });
+      state.owed = why === 'request' || state.owed === 'request' ? 'request' : 'change';
+      return;
+    }
+    state.owed = undefined;
+    if (why === 'change') {
+      const { version } = this.selection(type, state);
+      if (version === state.ledger.sentVersion || version === state.parkedVersion) return;
+    }
+    this.send(type);
   }
 
   private selection(type: XdsTypeUrl, state: TypeState): { version: string; resources: VersionedResource[] } {
@@ -201,7 +244,9 @@ export class SotwStream {
     if (version !== state.parkedVersion) state.parkedVersion = undefined;
     this.deps.metrics.responses.inc({ type: shortTypeName(type) });
     this.deps.logger.debug({ stream: this.id, proxy: this.identity?.id, type: shortTypeName(type), version, count: resources.length }, 'sent');
-    this.io.send({ versionInfo: version, resources: resources.map((r) => r.any), canary: false, typeUrl: type, nonce, controlPlane: undefined, resourceErrors: [] });
+    state.inFlight = true;
+    const more = this.io.send({ versionInfo: version, resources: resources.map((r) => r.any), canary: false, typeUrl: type, nonce, controlPlane: undefined, resourceErrors: [] });
+    if (!more) this.blocked = true;
   }
 
   private now(): Date {

@@ -19,9 +19,12 @@ import { SotwStream, type StreamDeps, type StreamIo } from './sotw-stream.js';
 export class FakeStreamIo implements StreamIo {
   readonly sent: DiscoveryResponse[] = [];
   readonly failures: string[] = [];
+  /** What send() reports: false plays a transport whose buffer is full. */
+  writable = true;
 
-  send(response: DiscoveryResponse): void {
+  send(response: DiscoveryResponse): boolean {
     this.sent.push(response);
+    return this.writable;
   }
 
   fail(message: string): void {
