@@ -2,7 +2,7 @@
 // when one of its types changed. The protocol sees it only through the ResourceWatcher interface.
 
 import type { XdsTypeUrl } from '../../envoy/xds-types.js';
-import type { Translation } from '../translate/translate.js';
+import type { ResourceSet, Translation } from '../translate/translate.js';
 import { EMPTY_TYPE, changedTypes, versionSet, type ProxySnapshot, type TypeSnapshot } from './snapshot.js';
 
 export type ProxyKey = string;
@@ -34,23 +34,32 @@ export interface PublishResult {
 
 export class SnapshotCache implements ResourceWatcher {
   private snapshots = new Map<ProxyKey, ProxySnapshot>();
+  /** The resource set each snapshot was made from: the very same set again (a memoized node) needs no work. */
+  private sources = new Map<ProxyKey, ResourceSet>();
   private readonly listeners = new Map<ProxyKey, Set<ChangeListener>>();
 
   /** Replaces every key's snapshot with the translation's, notifying watchers of keys that changed. */
   publish(translation: Translation): PublishResult {
     const next = new Map<ProxyKey, ProxySnapshot>();
-    next.set(CLOUD_KEY, versionSet(translation.cloud, this.snapshots.get(CLOUD_KEY)));
-    next.set(SIDECAR_KEY, versionSet(translation.sidecar, this.snapshots.get(SIDECAR_KEY)));
-    for (const [node, set] of translation.edges) {
-      const key = edgeKey(node);
-      next.set(key, versionSet(set, this.snapshots.get(key)));
-    }
+    const sources = new Map<ProxyKey, ResourceSet>();
+    const add = (key: ProxyKey, set: ResourceSet): void => {
+      const previous = this.snapshots.get(key);
+      next.set(key, previous !== undefined && this.sources.get(key) === set ? previous : versionSet(set, previous));
+      sources.set(key, set);
+    };
+    add(CLOUD_KEY, translation.cloud);
+    add(SIDECAR_KEY, translation.sidecar);
+    for (const [node, set] of translation.edges) add(edgeKey(node), set);
     const changed = new Map<ProxyKey, readonly XdsTypeUrl[]>();
     for (const key of new Set([...this.snapshots.keys(), ...next.keys()])) {
-      const types = changedTypes(this.snapshots.get(key), next.get(key));
+      const before = this.snapshots.get(key);
+      const after = next.get(key);
+      if (before === after) continue;
+      const types = changedTypes(before, after);
       if (types.length > 0) changed.set(key, types);
     }
     this.snapshots = next;
+    this.sources = sources;
     const listenerErrors: unknown[] = [];
     for (const [key, types] of changed) {
       for (const listener of [...(this.listeners.get(key) ?? [])]) {

@@ -9,6 +9,7 @@ import type { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { ProxyIdentity } from '../protocol/identity.js';
 import type { Admission } from '../translate/admission.js';
 import { explainRoute, type RouteExplanation } from '../translate/explain.js';
+import { TranslationMemo } from '../translate/memo.js';
 import { translate } from '../translate/translate.js';
 
 export interface ControlPlaneMetrics {
@@ -36,6 +37,8 @@ export class ControlPlane {
   private serviceCIDRs: readonly string[] = [];
   private refused: readonly string[] = [];
   private admission: Admission | undefined;
+  /** What the last translation built per node, reused for nodes that did not change. */
+  private readonly memo = new TranslationMemo();
 
   constructor(
     private readonly cache: SnapshotCache,
@@ -90,7 +93,7 @@ export class ControlPlane {
   }
 
   private publish(nodes: readonly TunnelNode[]): boolean {
-    const translation = translate(nodes, this.settings, this.serviceCIDRs);
+    const translation = translate(nodes, this.settings, this.serviceCIDRs, this.memo);
     if (!translation.ok) {
       const reasons = translation.errors.map(formatInputError);
       this.logger.error({ reasons }, 'settings are invalid: nothing published, the last good configuration stays in force');

@@ -3,10 +3,11 @@
 
 import type { Any } from '../../envoy/generated/google/protobuf/any.js';
 import type { DeepPartial } from '../../envoy/generated/envoy/config/core/v3/base.js';
-import type { Route, VirtualHost } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
+import { VirtualHost, type Route } from '../../envoy/generated/envoy/config/route/v3/route_components.js';
+import { RouteConfiguration } from '../../envoy/generated/envoy/config/route/v3/route.js';
 import type { AccessLog } from '../../envoy/generated/envoy/config/accesslog/v3/accesslog.js';
 import { Cluster_LbPolicy } from '../../envoy/generated/envoy/config/cluster/v3/cluster.js';
-import { pack } from '../../envoy/registry.js';
+import { pack, typeUrlOf } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
@@ -147,25 +148,52 @@ function refusalRoutes(): DeepPartial<Route>[] {
   ];
 }
 
+/** One encoded virtual host; the route configuration's bytes are these, joined (see connectRoutes). */
+export function encodedVirtualHost(host: DeepPartial<VirtualHost>): Uint8Array {
+  return VirtualHost.encode(VirtualHost.fromPartial(host)).finish();
+}
+
+/** An edge node's virtual host, encoded. */
+export function nodeVirtualHostBytes(node: TunnelNode, settings: Settings): Uint8Array {
+  return encodedVirtualHost(nodeVirtualHostOf(node, settings));
+}
+
+/** Field 2 of RouteConfiguration (virtual_hosts), length-delimited: its tag byte. */
+const VIRTUAL_HOSTS_TAG = (2 << 3) | 2;
+
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest > 0x7f) {
+    bytes.push((rest & 0x7f) | 0x80);
+    rest >>>= 7;
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
 /**
  * Edge nodes by name and address (exact domains), cloud nodes by name, then address ranges: edge pod
  * CIDRs down their node's tunnels, cloud ranges dialed directly. Anything else: refused.
+ *
+ * Built from encoded virtual hosts, joined: a RouteConfiguration is its name (field 1) followed by each
+ * virtual host as field 2, exactly what encoding the whole message writes, so an edge node's virtual
+ * host can be encoded once (`nodeHost`, memoized by the caller) rather than on every change.
  */
-export function connectRoutes(admission: Admission, settings: Settings): Any {
+export function connectRoutes(admission: Admission, settings: Settings, nodeHost: (node: TunnelNode) => Uint8Array = (node) => nodeVirtualHostBytes(node, settings)): Any {
   const direct = settings.cloudDestinations === 'direct';
   const ranges = [
     ...admission.edgeNodes.flatMap((node) => podRangesOf(node, settings.podPorts, (match) => tunnelRoute(node.name, match))),
     ...(direct ? directRanges(admission.cloudRanges) : []),
   ];
-  return pack('envoy.config.route.v3.RouteConfiguration', {
-    name: CLOUD.connectRoutes,
-    virtualHosts: [
-      ...admission.edgeNodes.map((node) => nodeVirtualHostOf(node, settings)),
-      ...(direct ? directNameVirtualHosts(admission.cloudNodes, settings) : []),
-      ...rangeVirtualHosts(ranges, refusalRoutes()),
-      { name: 'refused', domains: ['*'], routes: refusalRoutes() },
-    ],
-  });
+  const hosts = [
+    ...admission.edgeNodes.map(nodeHost),
+    ...[...(direct ? directNameVirtualHosts(admission.cloudNodes, settings) : []), ...rangeVirtualHosts(ranges, refusalRoutes()), { name: 'refused', domains: ['*'], routes: refusalRoutes() }].map(encodedVirtualHost),
+  ];
+  const head = RouteConfiguration.encode(RouteConfiguration.fromPartial({ name: CLOUD.connectRoutes })).finish();
+  const parts: Uint8Array[] = [head];
+  for (const host of hosts) parts.push(Uint8Array.from([VIRTUAL_HOSTS_TAG, ...varint(host.length)]), host);
+  return { typeUrl: typeUrlOf('envoy.config.route.v3.RouteConfiguration'), value: Buffer.concat(parts) };
 }
 
 /**

@@ -7,7 +7,8 @@ import type { InputError, TunnelNode } from '../model/node.js';
 import { admitNodes, type Admission } from './admission.js';
 import { allowedPortsOf, validateSettings, type Settings, type TlsSettings } from '../model/settings.js';
 import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
-import { connectListener, connectRoutes, handshakeListener, tunnelCluster } from './cloud.js';
+import { connectListener, connectRoutes, handshakeListener, nodeVirtualHostBytes, tunnelCluster } from './cloud.js';
+import type { TranslationMemo } from './memo.js';
 import { directCluster } from './direct.js';
 import { cloudCluster, hasPodRoutes, localPortClusterOf, podCluster, localRoutes, terminatorCluster, tunnelListener } from './edge.js';
 import { CLOUD, EDGE, SIDECAR, localPortCluster } from './names.js';
@@ -72,14 +73,15 @@ function edgeSecrets(tls: TlsSettings, node: string): Entry[] {
   ];
 }
 
-function cloudResources(admission: Admission, settings: Settings): ResourceSet {
+function cloudResources(admission: Admission, settings: Settings, memo: TranslationMemo | undefined): ResourceSet {
+  const nodeHost = (node: TunnelNode): Uint8Array => (memo ? memo.virtualHost(node, () => nodeVirtualHostBytes(node, settings)) : nodeVirtualHostBytes(node, settings));
   return resourceSet([
     ...(settings.tls ? cloudSecrets(settings.tls) : []),
     [XdsType.cluster, CLOUD.tunnelCluster, tunnelCluster()],
     ...(settings.cloudDestinations === 'direct' ? [[XdsType.cluster, CLOUD.directCluster, directCluster()] as Entry] : []),
     [XdsType.listener, CLOUD.handshakeListener, handshakeListener(settings)],
     [XdsType.listener, CLOUD.connectListener, connectListener(settings)],
-    [XdsType.route, CLOUD.connectRoutes, connectRoutes(admission, settings)],
+    [XdsType.route, CLOUD.connectRoutes, connectRoutes(admission, settings, nodeHost)],
   ]);
 }
 
@@ -108,17 +110,23 @@ function edgeResources(node: TunnelNode, settings: Settings): ResourceSet {
 /**
  * `serviceCIDRs` are the ranges the cluster reports (ServiceCIDR objects), added to settings.serviceCIDRs.
  * Nodes are admitted first (translate/admission.ts): what a node may not hold is left out and reported.
+ * With a `memo` (memo.ts), what an earlier translation built for an unchanged node is reused: the
+ * result is the same, one node's change costs one node's work.
  */
-export function translate(nodes: readonly TunnelNode[], settings: Settings, serviceCIDRs: readonly string[] = []): Translation | FailedTranslation {
+export function translate(nodes: readonly TunnelNode[], settings: Settings, serviceCIDRs: readonly string[] = [], memo?: TranslationMemo): Translation | FailedTranslation {
   const settingsErrors = validateSettings(settings).map((e) => ({ ...e, path: `settings.${e.path}` }));
   if (settingsErrors.length > 0) return { ok: false, errors: settingsErrors };
+  memo?.begin(settings);
   const admission = admitNodes(nodes, [...new Set([...settings.serviceCIDRs, ...serviceCIDRs])], settings);
-  return {
+  const edge = (node: TunnelNode): ResourceSet => (memo ? memo.edge(node, () => edgeResources(node, settings)) : edgeResources(node, settings));
+  const translation: Translation = {
     ok: true,
-    cloud: cloudResources(admission, settings),
+    cloud: cloudResources(admission, settings, memo),
     sidecar: sidecarResources(settings),
-    edges: new Map(admission.edgeNodes.map((node) => [node.name, edgeResources(node, settings)])),
+    edges: new Map(admission.edgeNodes.map((node) => [node.name, edge(node)])),
     errors: admission.errors,
     admission,
   };
+  memo?.end();
+  return translation;
 }
