@@ -10,7 +10,7 @@ import {
   AggregatedDiscoveryServiceClient,
   AggregatedDiscoveryServiceService,
 } from '../../envoy/generated/envoy/service/discovery/v3/ads.js';
-import { DiscoveryRequest, type DiscoveryResponse } from '../../envoy/generated/envoy/service/discovery/v3/discovery.js';
+import { DiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryResponse } from '../../envoy/generated/envoy/service/discovery/v3/discovery.js';
 import { XdsType } from '../../envoy/xds-types.js';
 import { edgeKey } from '../cache/snapshot-cache.js';
 import { listenAds } from './ads-server.js';
@@ -75,6 +75,15 @@ function adsClient(t: TestContext, address: string): AggregatedDiscoveryServiceC
 async function nextResponse(call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>): Promise<DiscoveryResponse> {
   const [response] = (await once(call, 'data', { signal: AbortSignal.timeout(WAIT_MS) })) as [DiscoveryResponse];
   return response;
+}
+
+/** Waits until the ledger records an ACK from the proxy with that key. */
+async function waitForAck(h: Harness, key: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (![...(h.ledger.forKey(key)[0]?.types.values() ?? [])].some((t) => t.status === 'ACKED')) {
+    if (Date.now() > deadline) throw new Error(`no ACK from ${key} within ${WAIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** A normal ADS conversation: node-a's Envoy asks for its listeners and gets them. */
@@ -165,13 +174,18 @@ test(`a request naming ${MAX_RESOURCE_NAMES + 1} resources is ignored and the st
   assert.equal((await statusOf(call)).code, grpc.status.OK);
 });
 
-test('DeltaAggregatedResources answers UNIMPLEMENTED and says to use State of the World', async (t) => {
+test('DeltaAggregatedResources serves incremental xDS over real gRPC: resources, then an ACK', async (t) => {
   const server = await startServer(t);
   const call = adsClient(t, server.address).deltaAggregatedResources();
   call.on('error', () => undefined);
-  const status = await statusOf(call);
-  assert.equal(status.code, grpc.status.UNIMPLEMENTED);
-  assert.match(status.details, /Delta xDS is not served/);
-  assert.match(status.details, /State of the World/);
+  const base = { resourceNamesUnsubscribe: [], resourceLocatorsSubscribe: [], resourceLocatorsUnsubscribe: [], initialResourceVersions: {}, errorDetail: undefined };
+  call.write({ ...base, node: node('edge', 'node-a'), typeUrl: XdsType.cluster, resourceNamesSubscribe: ['*'], responseNonce: '' });
+  const [response] = (await once(call, 'data', { signal: AbortSignal.timeout(WAIT_MS) })) as [DeltaDiscoveryResponse];
+  assert.equal(response.typeUrl, XdsType.cluster);
+  assert.deepEqual(response.resources.map((r) => r.name).sort(), ['cloud', 'local-10250']);
+  call.write({ ...base, node: undefined, typeUrl: XdsType.cluster, resourceNamesSubscribe: [], responseNonce: response.nonce });
+  await waitForAck(server.h, edgeKey('node-a'));
+  call.end();
+  assert.equal((await statusOf(call)).code, grpc.status.OK);
   await assertServesLds(t, server);
 });

@@ -1,5 +1,6 @@
-// Binds SotW streams to gRPC: the AggregatedDiscoveryService over @grpc/grpc-js. Everything the
-// protocol decides lives in SotwStream; this file only moves messages and statuses.
+// Binds ADS streams to gRPC: the AggregatedDiscoveryService over @grpc/grpc-js, State of the World
+// (SotwStream) and incremental (DeltaStream). Everything the protocol decides lives in the streams;
+// this file only moves messages and statuses.
 
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +9,8 @@ import {
   type AggregatedDiscoveryServiceServer,
 } from '../../envoy/generated/envoy/service/discovery/v3/ads.js';
 import { SotwStream, type StreamDeps } from './sotw-stream.js';
+import { DeltaStream } from './delta-stream.js';
+import type { FailStream } from './stream-base.js';
 import { peerIdentityFromSans, type PeerIdentity } from './identity.js';
 
 /** Large fleets mean large RouteConfigurations: gRPC's 4 MB default is far too small. */
@@ -22,49 +25,63 @@ export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.keepalive_permit_without_calls': 1,
 };
 
+/** What a stream of either flavour needs from its gRPC call. */
+interface BoundStream<Request> {
+  handle(request: Request): void;
+  drained(): void;
+  close(): void;
+}
+
+type Call<Request, Response> = grpc.ServerDuplexStream<Request, Response>;
+
+/** Moves one call's messages to and from its stream, and ends the stream with the call. */
+function bind<Request, Response>(
+  call: Call<Request, Response>,
+  id: number,
+  deps: StreamDeps,
+  open: (io: { send: (response: Response) => boolean; fail: FailStream }, peer: PeerIdentity | 'none' | undefined) => BoundStream<Request>,
+): void {
+  const auth = call.getAuthContext();
+  // On TLS connections the client certificate decides who the proxy may claim to be.
+  const peer: PeerIdentity | 'none' | undefined =
+    auth.transportSecurityType === 'ssl' ? (peerIdentityFromSans(auth.sslPeerCertificate?.subjectaltname) ?? 'none') : undefined;
+  const stream = open(
+    {
+      send: (response) => call.write(response),
+      fail: (message, reason) => call.emit('error', { code: reason === 'denied' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT, details: message }),
+    },
+    peer,
+  );
+  call.on('data', (request: Request) => {
+    try {
+      stream.handle(request);
+    } catch (error) {
+      // A bug in one stream must not take the control plane down with it.
+      deps.logger.error({ stream: id, err: error }, 'discovery request failed');
+      call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error handling the request' });
+      stream.close();
+    }
+  });
+  call.on('end', () => {
+    stream.close();
+    call.end();
+  });
+  call.on('drain', () => stream.drained());
+  call.on('error', () => stream.close());
+  call.on('cancelled', () => stream.close());
+  call.on('close', () => stream.close());
+}
+
 export function adsService(deps: StreamDeps): AggregatedDiscoveryServiceServer {
   let nextStreamId = 0;
   return {
     streamAggregatedResources(call) {
       const id = ++nextStreamId;
-      const auth = call.getAuthContext();
-      // On TLS connections the client certificate decides who the proxy may claim to be.
-      const peer: PeerIdentity | 'none' | undefined =
-        auth.transportSecurityType === 'ssl' ? (peerIdentityFromSans(auth.sslPeerCertificate?.subjectaltname) ?? 'none') : undefined;
-      const stream = new SotwStream(
-        id,
-        deps,
-        {
-          send: (response) => call.write(response),
-          fail: (message, reason) =>
-            call.emit('error', { code: reason === 'denied' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT, details: message }),
-        },
-        peer,
-      );
-      call.on('data', (request) => {
-        try {
-          stream.handle(request);
-        } catch (error) {
-          // A bug in one stream must not take the control plane down with it.
-          deps.logger.error({ stream: id, err: error }, 'discovery request failed');
-          call.emit('error', { code: grpc.status.INTERNAL, details: 'internal error handling the request' });
-          stream.close();
-        }
-      });
-      call.on('end', () => {
-        stream.close();
-        call.end();
-      });
-      call.on('drain', () => stream.drained());
-      call.on('error', () => stream.close());
-      call.on('cancelled', () => stream.close());
-      call.on('close', () => stream.close());
+      bind(call, id, deps, (io, peer) => new SotwStream(id, deps, io, peer));
     },
     deltaAggregatedResources(call) {
-      call.emit('error', {
-        code: grpc.status.UNIMPLEMENTED,
-        details: 'Delta xDS is not served yet: configure the proxy with api_type GRPC (State of the World)',
-      });
+      const id = ++nextStreamId;
+      bind(call, id, deps, (io, peer) => new DeltaStream(id, deps, io, peer));
     },
   };
 }
