@@ -24,7 +24,9 @@ describe('agent-bootstrap', () => {
     assert.equal(b.bootstrapExtensions?.[0].name, 'envoy.bootstrap.reverse_tunnel.downstream_socket_interface');
     assert.equal(b.bootstrapExtensions?.[0].typedConfig.maintainInterval, '1s');
     assert.equal(b.bootstrapExtensions?.[0].typedConfig.maxReconnectBackoff, '2s');
-    assert.equal(b.dynamicResources.adsConfig.apiType, 'GRPC');
+    assert.equal(b.dynamicResources.adsConfig.apiType, 'DELTA_GRPC', 'incremental ADS by default');
+    const sotw = parse(renderBootstrap(edgeBootstrap({ id: 'node-a', ...options, xdsApi: 'sotw' }))) as Rendered;
+    assert.equal(sotw.dynamicResources.adsConfig.apiType, 'GRPC');
     assert.deepEqual(b.staticResources.clusters.map((c) => c.name), ['xds_server']);
     assert.deepEqual(b.admin.address.socketAddress, { address: '127.0.0.1', portValue: 19001 });
   });

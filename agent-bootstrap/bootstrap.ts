@@ -33,7 +33,14 @@ export interface BootstrapOptions {
    * off; the terminator needs it, and so will Envoy's own fixed terminator.
    */
   readonly upstreamHalfClose?: boolean;
+  /**
+   * The ADS flavour: incremental (delta, the default: a change sends only the resources that changed)
+   * or State of the World (sotw: every resource of a changed type again; for xDS servers without delta).
+   */
+  readonly xdsApi?: XdsApi;
 }
+
+export type XdsApi = 'delta' | 'sotw';
 
 export interface XdsClientTls {
   /** tls.crt + tls.key (this proxy's certificate) and ca.crt (the CA of the xDS server's certificate). */
@@ -97,7 +104,7 @@ function common(options: BootstrapOptions, cluster: 'edge' | 'cloud' | 'sidecar'
     },
     dynamicResources: {
       adsConfig: {
-        apiType: ApiConfigSource_ApiType.GRPC,
+        apiType: options.xdsApi === 'sotw' ? ApiConfigSource_ApiType.GRPC : ApiConfigSource_ApiType.DELTA_GRPC,
         transportApiVersion: ApiVersion.V3,
         grpcServices: [
           {

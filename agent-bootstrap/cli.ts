@@ -12,6 +12,7 @@ import { obtainCertificate, renewalDue, runCertificateAgent } from './certificat
 import { captureRules, mayFail } from './capture.js';
 import { renderBootstrap } from './bootstrap.js';
 import { BUILDERS, writeBootstrap } from './write.js';
+import type { XdsApi } from './bootstrap.js';
 
 /** Where kubeadm puts the kubelet's kubeconfig: the node's own identity. */
 const DEFAULT_KUBELET_KUBECONFIG = '/etc/kubernetes/kubelet.conf';
@@ -35,6 +36,8 @@ const HELP = `usage: agent-bootstrap edge|cloud|sidecar [flags]
                       certificate) and ca.crt (the xDS server's CA); files are watched, so
                       rotating them needs no restart
   --xds-server-name N the name the xDS server's certificate carries (default: the --xds host)
+  --xds-api API       delta (default: incremental ADS, a change sends only what changed) or sotw
+                      (State of the World, for an xDS server without delta)
   --out-dir DIR       write DIR/envoy.yaml (and, with TLS, the *.sds.yaml files it reads); required with --tls-dir
   --insecure          plaintext to the xDS server (debugging on a trusted host only); without
                       --tls-dir or --insecure the command refuses to run, and prints the
@@ -161,14 +164,19 @@ async function main(argv: string[]): Promise<number> {
         'xds-server-name': { type: 'string' },
         insecure: { type: 'boolean', default: false },
         concurrency: { type: 'string' },
+        'xds-api': { type: 'string', default: 'delta' },
       },
     });
     if (!values.id) throw new UsageError('--id is required');
+    const xdsApi = values['xds-api'];
+    if (xdsApi !== 'delta' && xdsApi !== 'sotw') throw new UsageError(`--xds-api: "${xdsApi}" is not delta or sotw`);
+    const api: XdsApi = xdsApi;
     const options = {
       id: values.id,
       xds: hostPort('xds', values.xds),
       adminPort: positiveInt('admin-port', values['admin-port']),
       concurrency: values.concurrency === undefined ? undefined : positiveInt('concurrency', values.concurrency),
+      xdsApi: api,
     };
     const tlsDir = values['tls-dir'];
     if (!tlsDir && !values.insecure) throw new UsageError('--tls-dir is required (or --insecure for a plaintext xDS connection)');

@@ -53,7 +53,11 @@ describe('auditing real Envoys: xds diff and xds status', { concurrency: false }
     assert.deepEqual(edge, { code: 0, stdout: 'match: the Envoy runs all 6 intended resources, and nothing else\n' });
     const cloud = await xds('diff', '--role', 'cloud', '--envoy', `http://127.0.0.1:${topology.cloudAdmin.port}`, ...admin());
     assert.equal(cloud.code, 0, cloud.stdout);
-    assert.equal((await xds('status', ...admin())).code, 0);
+    const status = await xds('status', '-o', 'json', ...admin());
+    assert.equal(status.code, 0);
+    // Edge and cloud Envoys speak incremental ADS by default.
+    const proxies = (JSON.parse(status.stdout) as { proxies: { role: string; api: string }[] }).proxies;
+    assert.deepEqual([...new Set(proxies.map((p) => `${p.role} ${p.api}`))].sort(), ['cloud delta', 'edge delta']);
   });
 
   step('a change the cloud Envoy rejects shows as a NACK in xds status and as a difference in xds diff', async () => {

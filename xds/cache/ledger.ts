@@ -26,6 +26,8 @@ export interface ProxyEntry {
   readonly role: string;
   /** The Envoy release the proxy reported (node.user_agent_build_version), if it did. */
   readonly envoyVersion?: string;
+  /** The ADS flavour of the stream: incremental (delta) or State of the World (sotw). */
+  readonly api: 'delta' | 'sotw';
   readonly connectedAt: string;
   readonly types: Map<XdsTypeUrl, TypeLedger>;
 }
@@ -33,8 +35,8 @@ export interface ProxyEntry {
 export class Ledger {
   private readonly entries = new Map<number, ProxyEntry>();
 
-  open(streamId: number, proxy: { id: string; key: ProxyKey; role: string; envoyVersion?: string }, now: Date): ProxyEntry {
-    const entry: ProxyEntry = { streamId, proxyId: proxy.id, key: proxy.key, role: proxy.role, envoyVersion: proxy.envoyVersion, connectedAt: now.toISOString(), types: new Map() };
+  open(streamId: number, proxy: { id: string; key: ProxyKey; role: string; envoyVersion?: string; api: 'delta' | 'sotw' }, now: Date): ProxyEntry {
+    const entry: ProxyEntry = { streamId, proxyId: proxy.id, key: proxy.key, role: proxy.role, envoyVersion: proxy.envoyVersion, api: proxy.api, connectedAt: now.toISOString(), types: new Map() };
     this.entries.set(streamId, entry);
     return entry;
   }

@@ -16,7 +16,7 @@ ${ADMIN_HELP}
   -o, --output FORMAT      table (default), json or yaml
   --stale-after SECONDS    a response not ACKed for this long is stale (default 15)
 
-Per proxy: replica, role, proxy, Envoy version and, per type, ACKED/REQUESTED/NACKED with the version
+Per proxy: replica, role, proxy, Envoy version, ADS flavour (delta or sotw) and, per type, ACKED/REQUESTED/NACKED with the version
 ACKed. Below the table, every problem: a NACK with Envoy's error, a stale type, an edge node that is
 served but has no edge proxy connected to any replica. Exit status 0 when there is none, 3 when there
 is any, 1 when a replica cannot be reached.
@@ -26,12 +26,13 @@ const TYPES = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'] as const;
 const SHORT: Record<(typeof TYPES)[number], string> = { Cluster: 'CDS', Listener: 'LDS', RouteConfiguration: 'RDS', Secret: 'SDS' };
 
 function table(status: FleetStatus): string {
-  const header = ['REPLICA', 'ROLE', 'PROXY', 'ENVOY', ...TYPES.map((t) => SHORT[t]), 'HEALTH'];
+  const header = ['REPLICA', 'ROLE', 'PROXY', 'ENVOY', 'API', ...TYPES.map((t) => SHORT[t]), 'HEALTH'];
   const rows = status.proxies.map((p) => [
     p.replica,
     p.role,
     p.proxy,
     p.envoyVersion ?? '-',
+    p.api ?? '-',
     ...TYPES.map((t) => {
       const ledger = p.types[t];
       return ledger ? `${ledger.status}${ledger.ackedVersion ? ` ${ledger.ackedVersion.slice(0, 8)}` : ''}` : '-';

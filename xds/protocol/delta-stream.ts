@@ -45,6 +45,7 @@ interface DeltaTypeState {
 const ABSENT = '';
 
 export class DeltaStream extends AdsStreamBase {
+  protected readonly api = 'delta';
   private readonly types = new Map<XdsTypeUrl, DeltaTypeState>();
 
   constructor(

@@ -36,6 +36,7 @@ interface TypeState {
 }
 
 export class SotwStream extends AdsStreamBase {
+  protected readonly api = 'sotw';
   private readonly types = new Map<XdsTypeUrl, TypeState>();
 
   /**

@@ -59,6 +59,9 @@ export abstract class AdsStreamBase {
   /** The cache changed these types of this proxy's key. */
   protected abstract onChange(types: readonly XdsTypeUrl[]): void;
 
+  /** Which ADS flavour this stream speaks (shown by xds status). */
+  protected abstract readonly api: 'delta' | 'sotw';
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -96,7 +99,7 @@ export abstract class AdsStreamBase {
       return false;
     }
     this.identity = result.identity;
-    this.entry = this.deps.ledger.open(this.id, { ...this.identity, envoyVersion: envoyVersionOf(node) }, this.now());
+    this.entry = this.deps.ledger.open(this.id, { ...this.identity, envoyVersion: envoyVersionOf(node), api: this.api }, this.now());
     this.unwatch = this.deps.watcher.watch(this.identity.key, (types) => this.onChange(types));
     this.deps.metrics.streams.inc({ role: this.identity.role });
     this.deps.logger.info({ stream: this.id, role: this.identity.role, proxy: this.identity.id }, 'proxy connected');

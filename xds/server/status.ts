@@ -16,6 +16,8 @@ export interface ProxyStatus {
   readonly role: string;
   readonly proxy: string;
   readonly envoyVersion?: string;
+  /** delta or sotw. */
+  readonly api?: string;
   readonly connectedAt: string;
   readonly types: Readonly<Record<string, TypeLedger>>;
 }
@@ -42,6 +44,7 @@ export function replicaStatus(replica: string, ledger: Ledger, keys: readonly st
       role: entry.role,
       proxy: entry.proxyId,
       ...(entry.envoyVersion !== undefined && { envoyVersion: entry.envoyVersion }),
+      api: entry.api,
       connectedAt: entry.connectedAt,
       types: Object.fromEntries([...entry.types].map(([type, ledgerEntry]) => [shortTypeName(type), { ...ledgerEntry }])),
     })),
