@@ -75,11 +75,16 @@ export function parseNodesFile(text: string, fileName: string): ParsedNodesFile 
     return fatal(list.range[0], error instanceof Error ? error.message : String(error));
   }
 
+  return entriesToNodes(values, (i) => lineOf(list.items[i]?.range[0] ?? list.range[0]));
+}
+
+/** The entries of the list, checked and cleaned: `lineOf(i)` is the line entry i starts on. */
+function entriesToNodes(values: readonly unknown[], lineOf: (index: number) => number): ParsedNodesFile {
   const candidates: TunnelNode[] = [];
   const candidatePaths: string[] = [];
   const errors: InputError[] = [];
   values.forEach((value, i) => {
-    const path = `nodes[${i}] (line ${lineOf(list.items[i]?.range[0] ?? list.range[0])})`;
+    const path = `nodes[${i}] (line ${lineOf(i)})`;
     const entry = readEntry(value, path);
     if (Array.isArray(entry)) {
       errors.push(...entry);
@@ -103,6 +108,76 @@ export function parseNodesFile(text: string, fileName: string): ParsedNodesFile 
     nodes.push(node);
   });
   return { nodes, errors: inFileOrder(errors) };
+}
+
+/** A list item that the fast path could not parse on its own: the whole file is parsed instead. */
+const UNPARSED = Symbol('unparsed');
+
+/**
+ * The items of a nodes file in the usual block form, `nodes:` and then one `- ` item per node at one
+ * indentation, each with the line it starts on; undefined for anything else (flow style, anchors or
+ * aliases, several documents, tabs, other keys, an empty list), which is parsed whole instead.
+ */
+function splitItems(text: string): { text: string; line: number }[] | undefined {
+  if (/[&*\t]/.test(text) || /^(---|\.\.\.)/m.test(text)) return undefined;
+  const lines = text.split('\n');
+  const blank = (line: string): boolean => /^\s*(#.*)?$/.test(line);
+  let i = 0;
+  while (i < lines.length && blank(lines[i])) i++;
+  if (i >= lines.length || !/^nodes:\s*(#.*)?$/.test(lines[i])) return undefined;
+  let indent: string | undefined;
+  const items: { start: number; lines: string[] }[] = [];
+  for (i++; i < lines.length; i++) {
+    const line = lines[i];
+    const current = items.at(-1);
+    if (blank(line)) {
+      current?.lines.push(line);
+      continue;
+    }
+    const dash = /^( *)- \S/.exec(line);
+    if (dash && (indent === undefined || dash[1] === indent)) {
+      indent ??= dash[1];
+      items.push({ start: i, lines: [line] });
+      continue;
+    }
+    const lead = /^ */.exec(line)?.[0].length ?? 0;
+    if (current === undefined || indent === undefined || lead <= indent.length) return undefined;
+    current.lines.push(line);
+  }
+  return items.length === 0 ? undefined : items.map((item) => ({ text: item.lines.join('\n'), line: item.start + 1 }));
+}
+
+/** One list item parsed on its own, or UNPARSED when it is not exactly one well-formed item. */
+function parseItem(text: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) return UNPARSED;
+  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  return Array.isArray(value) && value.length === 1 ? value[0] : UNPARSED;
+}
+
+/**
+ * Parses nodes files, reusing what earlier parses read: a file in the usual block form is cut into its
+ * items and only items whose text changed are parsed again, so editing one node of 10,000 costs one
+ * node's parse, not the file's. Any other file, or an item that does not parse on its own, goes
+ * through parseNodesFile whole: the result is always exactly parseNodesFile's (nodes-file.test.ts).
+ */
+export class NodesFileParser {
+  private items = new Map<string, unknown>();
+
+  parse(text: string, fileName: string): ParsedNodesFile {
+    const split = splitItems(text);
+    if (split) {
+      const next = new Map<string, unknown>();
+      const values = split.map(({ text: item }) => (this.items.has(item) ? this.items.get(item) : parseItem(item)));
+      if (!values.includes(UNPARSED)) {
+        split.forEach(({ text: item }, i) => next.set(item, values[i]));
+        this.items = next;
+        return entriesToNodes(values, (i) => split[i].line);
+      }
+    }
+    this.items = new Map();
+    return parseNodesFile(text, fileName);
+  }
 }
 
 /** Shape errors and the model's errors come out in two batches; a reader wants them top to bottom. */
@@ -240,6 +315,8 @@ export class NodesFileSource implements NodeSource {
   /** Loads run one after another so an older read can never overwrite a newer one. */
   private queue: Promise<void> = Promise.resolve();
   private started = false;
+  /** Re-parses only the entries an edit changed. */
+  private readonly parser = new NodesFileParser();
   private stopped = false;
   private watchError: string | undefined;
   private watchFailures = 0;
@@ -345,7 +422,7 @@ export class NodesFileSource implements NodeSource {
     if (this.stopped || text === this.lastText) return;
     this.lastText = text;
 
-    const parsed = parseNodesFile(text, this.path);
+    const parsed = this.parser.parse(text, this.path);
     if (parsed.fatal !== undefined) {
       if (initial) throw new Error(`nodes file is broken: ${parsed.fatal}`);
       this.logger.error({ path: this.path, error: parsed.fatal }, 'nodes file is broken; keeping the last good nodes');
