@@ -7,6 +7,7 @@ import { Cluster } from './generated/envoy/config/cluster/v3/cluster.js';
 import { ClusterLoadAssignment } from './generated/envoy/config/endpoint/v3/endpoint.js';
 import { Listener } from './generated/envoy/config/listener/v3/listener.js';
 import { RouteConfiguration } from './generated/envoy/config/route/v3/route.js';
+import { VirtualHost } from './generated/envoy/config/route/v3/route_components.js';
 import { Secret } from './generated/envoy/extensions/transport_sockets/tls/v3/secret.js';
 import { HttpConnectionManager } from './generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 import { Router } from './generated/envoy/extensions/filters/http/router/v3/router.js';
@@ -41,6 +42,7 @@ const codecs = {
   'envoy.config.endpoint.v3.ClusterLoadAssignment': ClusterLoadAssignment,
   'envoy.config.listener.v3.Listener': Listener,
   'envoy.config.route.v3.RouteConfiguration': RouteConfiguration,
+  'envoy.config.route.v3.VirtualHost': VirtualHost,
   'envoy.extensions.transport_sockets.tls.v3.Secret': Secret,
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager': HttpConnectionManager,
   'envoy.extensions.filters.http.router.v3.Router': Router,

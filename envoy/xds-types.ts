@@ -9,6 +9,8 @@ export const XdsType = {
   endpoint: typeUrlOf('envoy.config.endpoint.v3.ClusterLoadAssignment'),
   listener: typeUrlOf('envoy.config.listener.v3.Listener'),
   route: typeUrlOf('envoy.config.route.v3.RouteConfiguration'),
+  /** VHDS: a route configuration's virtual hosts one by one (incremental ADS only). */
+  virtualHost: typeUrlOf('envoy.config.route.v3.VirtualHost'),
 } as const;
 
 export type XdsTypeUrl = (typeof XdsType)[keyof typeof XdsType];
@@ -19,6 +21,7 @@ export const ADS_ORDER: readonly XdsTypeUrl[] = [
   XdsType.endpoint,
   XdsType.listener,
   XdsType.route,
+  XdsType.virtualHost,
 ];
 
 /** Types whose SotW requests name no resources and get all of them (LDS, CDS). */

@@ -63,6 +63,10 @@ export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gR
   --cloud-destinations M   CONNECT to the cluster's other destinations (Service ClusterIPs, cloud
                            pods, cloud nodes: webhooks, aggregated APIs, service proxy, cloud
                            kubelets): direct (default; the cloud Envoy dials them itself) or refuse
+  --cloud-routes MODE      how cloud Envoys get edge nodes' CONNECT routes: inline (default: all in one
+                           RouteConfiguration, resent whole on a change) or vhds (each node's virtual
+                           host a resource of its own, so one node's change sends one; cloud Envoys
+                           must use incremental ADS, agent-bootstrap's default)
   --service-cidrs LIST     Service ClusterIP ranges, comma-separated, besides the cluster's
                            ServiceCIDR objects (needed where that API is missing or not readable)
   --kubelet-ports LIST     kubelet ports a Node status may name; others are ignored and the first
@@ -289,6 +293,11 @@ function terminationMode(value: string): Settings['edgeConnectTermination'] {
   return value;
 }
 
+function cloudRoutesMode(value: string): Settings['cloudRoutes'] {
+  if (value !== 'inline' && value !== 'vhds') throw new UsageError(`--cloud-routes: "${value}" is not inline or vhds`);
+  return value;
+}
+
 function cloudDestinationsMode(value: string): Settings['cloudDestinations'] {
   if (value !== 'refuse' && value !== 'direct') throw new UsageError(`--cloud-destinations: "${value}" is not direct or refuse`);
   return value;
@@ -311,6 +320,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'allowed-ports': { type: 'string' },
       'pod-ports': { type: 'string' },
       'cloud-destinations': { type: 'string' },
+      'cloud-routes': { type: 'string' },
       'service-cidrs': { type: 'string' },
       'kubelet-ports': { type: 'string' },
       'edge-connect-termination': { type: 'string' },
@@ -358,6 +368,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     ...(values['allowed-ports'] && { allowedPorts: portList('allowed-ports', values['allowed-ports']) }),
     ...(values['pod-ports'] && { podPorts: portList('pod-ports', values['pod-ports']) }),
     ...(values['cloud-destinations'] && { cloudDestinations: cloudDestinationsMode(values['cloud-destinations']) }),
+    ...(values['cloud-routes'] && { cloudRoutes: cloudRoutesMode(values['cloud-routes']) }),
     ...(values['service-cidrs'] && { serviceCIDRs: values['service-cidrs'].split(',').map((c) => c.trim()).filter(Boolean) }),
     // A nodes file is the operator's own; a Node's status is written by its kubelet and not trusted.
     kubeletPorts: values['kubelet-ports'] ? portList('kubelet-ports', values['kubelet-ports']) : values['nodes-file'] ? 'any' : DEFAULT_SETTINGS.kubeletPorts,

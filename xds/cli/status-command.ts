@@ -22,8 +22,8 @@ served but has no edge proxy connected to any replica. Exit status 0 when there 
 is any, 1 when a replica cannot be reached.
 `;
 
-const TYPES = ['Cluster', 'Listener', 'RouteConfiguration', 'Secret'] as const;
-const SHORT: Record<(typeof TYPES)[number], string> = { Cluster: 'CDS', Listener: 'LDS', RouteConfiguration: 'RDS', Secret: 'SDS' };
+const TYPES = ['Cluster', 'Listener', 'RouteConfiguration', 'VirtualHost', 'Secret'] as const;
+const SHORT: Record<(typeof TYPES)[number], string> = { Cluster: 'CDS', Listener: 'LDS', RouteConfiguration: 'RDS', VirtualHost: 'VHDS', Secret: 'SDS' };
 
 function table(status: FleetStatus): string {
   const header = ['REPLICA', 'ROLE', 'PROXY', 'ENVOY', 'API', ...TYPES.map((t) => SHORT[t]), 'HEALTH'];

@@ -87,6 +87,13 @@ export interface Settings {
    * nothing but edge traffic). Destinations outside the cluster are refused either way.
    */
   readonly cloudDestinations: 'direct' | 'refuse';
+  /**
+   * How the cloud Envoys get the CONNECT routes of edge nodes. 'inline' (the default): every node's
+   * virtual host inside the one RouteConfiguration, resent whole on every change (any ADS flavour).
+   * 'vhds': each node's virtual host as a resource of its own (VHDS), so one node's change sends one
+   * virtual host; needs the cloud Envoys on incremental ADS (agent-bootstrap --xds-api delta).
+   */
+  readonly cloudRoutes: 'inline' | 'vhds';
   /** Service ClusterIP ranges, in addition to the cluster's ServiceCIDR objects (a fallback for clusters without that API). */
   readonly serviceCIDRs: readonly string[];
   /**
@@ -120,6 +127,7 @@ export const DEFAULT_SETTINGS: Settings = {
   tls: DEFAULT_TLS,
   podPorts: [],
   cloudDestinations: 'direct',
+  cloudRoutes: 'inline',
   serviceCIDRs: [],
   kubeletPorts: [DEFAULT_KUBELET_PORT],
   edgeConnectTermination: 'terminator',
@@ -153,6 +161,9 @@ export function validateSettings(settings: Settings): InputError[] {
   // Port 1 carries the tunnel health probe (translate/names.ts: TUNNEL_HEALTH_PORT).
   for (const [path, ports] of [['allowedPorts', settings.allowedPorts], ['podPorts', settings.podPorts], ['kubeletPorts', settings.kubeletPorts === 'any' ? [] : settings.kubeletPorts]] as const) {
     if (ports.includes(1)) errors.push({ path, message: 'port 1 is reserved for tunnel health probes' });
+  }
+  if (settings.cloudRoutes !== 'inline' && settings.cloudRoutes !== 'vhds') {
+    errors.push({ path: 'cloudRoutes', message: `must be "inline" or "vhds", not "${String(settings.cloudRoutes)}"` });
   }
   if (settings.cloudDestinations !== 'refuse' && settings.cloudDestinations !== 'direct') {
     errors.push({ path: 'cloudDestinations', message: `must be "direct" or "refuse", not "${String(settings.cloudDestinations)}"` });

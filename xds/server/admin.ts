@@ -72,7 +72,7 @@ function adminHandler(deps: AdminDeps): (req: IncomingMessage, res: ServerRespon
         if (role === 'cloud') return show(dumpProxy(CLOUD_KEY, deps.cache, deps.ledger, refused(node && `${node}.`), { ...filter, node }));
         if (role === 'edge' && node) return show(dumpProxy(edgeKey(node), deps.cache, deps.ledger, refused(`${node}.`), filter));
         if (role === 'sidecar') return show(dumpProxy(SIDECAR_KEY, deps.cache, deps.ledger, [], filter));
-        return reply(400, 'usage: /dump?role=cloud[&node=<edge node>] or /dump?role=edge&node=<node name>, optional &type=<Cluster|Listener|RouteConfiguration|Secret>&name=<resource>&format=resources\n');
+        return reply(400, 'usage: /dump?role=cloud[&node=<edge node>] or /dump?role=edge&node=<node name>, optional &type=<Cluster|Listener|RouteConfiguration|VirtualHost|Secret>&name=<resource>&format=resources\n');
       }
       case '/status':
         return reply(200, JSON.stringify(replicaStatus(deps.replicaId, deps.ledger, deps.cache.keys(), deps.signerStatus?.())), 'application/json');

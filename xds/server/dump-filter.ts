@@ -6,7 +6,7 @@ import type { Json } from '../../envoy/render.js';
 import { TUNNEL_NODE_HEADER } from '../translate/names.js';
 
 export interface DumpFilter {
-  /** Short type name: Cluster, Listener, RouteConfiguration, Secret. */
+  /** Short type name: Cluster, Listener, RouteConfiguration, VirtualHost, Secret. */
   readonly type?: string;
   /** Keep only the resource of this name. */
   readonly name?: string;
@@ -58,7 +58,9 @@ export function filterResources(resources: JsonObject, filter: DumpFilter): Json
       // Secrets may only ever show where their files are.
       if (type === 'Secret') return filter.node === undefined ? [{ ...item, resource: redactInline(item.resource) }] : [];
       if (filter.node === undefined) return [item];
-      return type === 'RouteConfiguration' ? [{ ...item, resource: nodeRoutes(item.resource, filter.node) }] : [];
+      if (type === 'RouteConfiguration') return [{ ...item, resource: nodeRoutes(item.resource, filter.node) }];
+      // VHDS: a node's virtual host is a resource of its own.
+      return type === 'VirtualHost' && routesTo(item.resource, filter.node) ? [item] : [];
     });
     if (items.length > 0) out[type] = { ...entry, items };
   }

@@ -153,9 +153,30 @@ export function encodedVirtualHost(host: DeepPartial<VirtualHost>): Uint8Array {
   return VirtualHost.encode(VirtualHost.fromPartial(host)).finish();
 }
 
-/** An edge node's virtual host, encoded. */
+/**
+ * An edge node's virtual host, encoded. Served by VHDS its name is `connect_routes/<host>`: Envoy
+ * files a VirtualHost resource under the route configuration its name begins with, and removes it by
+ * that name.
+ */
 export function nodeVirtualHostBytes(node: TunnelNode, settings: Settings): Uint8Array {
-  return encodedVirtualHost(nodeVirtualHostOf(node, settings));
+  const host = nodeVirtualHostOf(node, settings);
+  return encodedVirtualHost(settings.cloudRoutes === 'vhds' ? { ...host, name: vhdsName(host.name ?? '') } : host);
+}
+
+/** The VHDS resource (and virtual host) name of a virtual host of the CONNECT routes. */
+export function vhdsName(host: string): string {
+  return `${CLOUD.connectRoutes}/${host}`;
+}
+
+/**
+ * Served by VHDS, the CONNECT routes always hold one virtual host at least: Envoy does not finish
+ * initializing a route configuration whose VHDS sent nothing for it (a fleet without edges). It
+ * matches no authority a client can send.
+ */
+export const VHDS_PLACEHOLDER = vhdsName('no-edge-nodes');
+
+export function vhdsPlaceholder(): Uint8Array {
+  return encodedVirtualHost({ name: VHDS_PLACEHOLDER, domains: ['no-edge-nodes.edge-tunnel.invalid:1'], routes: refusalRoutes() });
 }
 
 /** Field 2 of RouteConfiguration (virtual_hosts), length-delimited: its tag byte. */
@@ -186,13 +207,18 @@ export function connectRoutes(admission: Admission, settings: Settings, nodeHost
     ...admission.edgeNodes.flatMap((node) => podRangesOf(node, settings.podPorts, (match) => tunnelRoute(node.name, match))),
     ...(direct ? directRanges(admission.cloudRanges) : []),
   ];
+  // With VHDS the edge nodes' virtual hosts are resources of their own (translate.ts), not in here.
+  const vhds = settings.cloudRoutes === 'vhds';
   const hosts = [
-    ...admission.edgeNodes.map(nodeHost),
+    ...(vhds ? [] : admission.edgeNodes.map(nodeHost)),
     ...[...(direct ? directNameVirtualHosts(admission.cloudNodes, settings) : []), ...rangeVirtualHosts(ranges, refusalRoutes()), { name: 'refused', domains: ['*'], routes: refusalRoutes() }].map(encodedVirtualHost),
   ];
   const head = RouteConfiguration.encode(RouteConfiguration.fromPartial({ name: CLOUD.connectRoutes })).finish();
+  // vhds is field 9: after the virtual hosts (field 2), where encoding the whole message puts it.
+  const tail = vhds ? RouteConfiguration.encode(RouteConfiguration.fromPartial({ vhds: { configSource: adsConfigSource() } })).finish() : new Uint8Array();
   const parts: Uint8Array[] = [head];
   for (const host of hosts) parts.push(Uint8Array.from([VIRTUAL_HOSTS_TAG, ...varint(host.length)]), host);
+  parts.push(tail);
   return { typeUrl: typeUrlOf('envoy.config.route.v3.RouteConfiguration'), value: Buffer.concat(parts) };
 }
 

@@ -7,7 +7,9 @@ import type { InputError, TunnelNode } from '../model/node.js';
 import { admitNodes, type Admission } from './admission.js';
 import { allowedPortsOf, validateSettings, type Settings, type TlsSettings } from '../model/settings.js';
 import { SECRETS, certificateSecret, edgeTlsDir, trustSecret } from './tls.js';
-import { connectListener, connectRoutes, handshakeListener, nodeVirtualHostBytes, tunnelCluster } from './cloud.js';
+import { VHDS_PLACEHOLDER, connectListener, connectRoutes, handshakeListener, nodeVirtualHostBytes, tunnelCluster, vhdsName, vhdsPlaceholder } from './cloud.js';
+import { typeUrlOf } from '../../envoy/registry.js';
+import { nodeVirtualHost } from './names.js';
 import type { TranslationMemo } from './memo.js';
 import { directCluster } from './direct.js';
 import { cloudCluster, hasPodRoutes, localPortClusterOf, podCluster, localRoutes, terminatorCluster, tunnelListener } from './edge.js';
@@ -82,7 +84,15 @@ function cloudResources(admission: Admission, settings: Settings, memo: Translat
     [XdsType.listener, CLOUD.handshakeListener, handshakeListener(settings)],
     [XdsType.listener, CLOUD.connectListener, connectListener(settings)],
     [XdsType.route, CLOUD.connectRoutes, connectRoutes(admission, settings, nodeHost)],
+    ...(settings.cloudRoutes === 'vhds' ? vhdsEntries(admission, nodeHost) : []),
   ]);
+}
+
+/** VHDS: each edge node's virtual host as a resource of its own (one placeholder for a fleet without edges). */
+function vhdsEntries(admission: Admission, nodeHost: (node: TunnelNode) => Uint8Array): Entry[] {
+  const virtualHost = (value: Uint8Array): Any => ({ typeUrl: typeUrlOf('envoy.config.route.v3.VirtualHost'), value: Buffer.from(value) });
+  if (admission.edgeNodes.length === 0) return [[XdsType.virtualHost, VHDS_PLACEHOLDER, virtualHost(vhdsPlaceholder())]];
+  return admission.edgeNodes.map((node): Entry => [XdsType.virtualHost, vhdsName(nodeVirtualHost(node.name)), virtualHost(nodeHost(node))]);
 }
 
 /** The clusters that reach local targets: the connect-terminator, or Envoy's own per-port and pod clusters. */
