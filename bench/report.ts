@@ -103,6 +103,8 @@ export interface Results {
   readonly stalled: PerPath<StallResult | undefined>;
   /** bench/control-plane.ts's Markdown table, or why it is missing. */
   readonly controlPlane: string;
+  /** bench/cloud-routes.ts's table: the cloud routes inline or by VHDS, with a real cloud Envoy. */
+  readonly cloudRoutes: string;
   readonly load: {
     readonly fresh?: BackgroundLoad;
     readonly established?: BackgroundLoad;
@@ -364,10 +366,17 @@ export function renderResults(r: Results): string {
     '## Control plane at fleet scale',
     '',
     '`bench/control-plane.ts`, in the benchmark process before any proxy was started: translating N edge nodes into ' +
-      'every proxy\'s resources, the first publish into the snapshot cache, and then one node\'s change (translate the ' +
-      'whole fleet again and publish: what a Node update costs the xDS server). One run per size.',
+      'every proxy\'s resources, the first publish into the snapshot cache, and then one node\'s change as the control ' +
+      'plane makes it (incremental, with its translation memo) and without the memo (the whole fleet again).',
     '',
     r.controlPlane,
+    '',
+    '`bench/cloud-routes.ts`, with a real cloud Envoy and the xDS server reading a nodes file (no edge Envoys): how ' +
+      'long a node added to the file takes until a CONNECT to its address is routed (503, no tunnel, instead of 404), ' +
+      'and the cloud Envoy\'s memory per node, with the CONNECT routes inline (one RouteConfiguration, the default) ' +
+      'and by VHDS (`xds serve --cloud-routes vhds`).',
+    '',
+    r.cloudRoutes,
     '',
   );
 

@@ -107,7 +107,9 @@ async function main(): Promise<void> {
 
   // In-process and before any proxy runs, so that nothing else competes with it.
   say('control plane at fleet scale (bench/control-plane.ts: translate and publish 1,000 and 10,000 nodes) …');
-  const controlPlane = await controlPlaneTable();
+  const controlPlane = await table('control plane', async () => (await import('./control-plane.js')).measureControlPlane());
+  say('cloud routes at fleet scale with a real cloud Envoy (bench/cloud-routes.ts: 10,000 and 50,000 nodes, inline and VHDS) …');
+  const cloudRoutes = await table('cloud routes', async () => (await import('./cloud-routes.js')).measureCloudRoutes([10_000, 50_000], 5, say));
 
   const processes = new ProcessSet();
   let topology: Topology | undefined;
@@ -240,6 +242,7 @@ async function main(): Promise<void> {
       serverClose: serverClose as PerPath<ServerCloseResult>,
       stalled,
       controlPlane,
+      cloudRoutes,
       load: { fresh: freshLoad, established: establishedLoad, throughput: throughputLoad },
       loadAverageAtEnd: os.loadavg(),
     };
@@ -264,14 +267,13 @@ async function main(): Promise<void> {
   }
 }
 
-/** bench/control-plane.ts's table, or why it could not be measured (the data-plane results still count). */
-async function controlPlaneTable(): Promise<string> {
+/** A table measured in-process, or why it could not be (the data-plane results still count). */
+async function table(what: string, measure: () => Promise<string> | string): Promise<string> {
   try {
-    const { measureControlPlane } = await import('./control-plane.js');
-    return measureControlPlane();
+    return await measure();
   } catch (error) {
     const why = `not measured: ${(error as Error).message}`;
-    say(`control plane ${why}`);
+    say(`${what} ${why}`);
     return why;
   }
 }
