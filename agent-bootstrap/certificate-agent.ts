@@ -15,6 +15,7 @@ import { EDGE_SIGNER } from '../xds/certificates/approval.js';
 import { backoffMs } from '../xds/sources/backoff.js';
 import { describeError } from '../xds/sources/kubernetes-watch.js';
 import type { SourceLogger } from '../xds/sources/source.js';
+import { sanEntries } from '../xds/protocol/identity.js';
 
 export interface CertificateAgentOptions {
   /** The node's own credentials (the kubelet's kubeconfig). */
@@ -34,6 +35,9 @@ export interface CertificateAgentOptions {
   /** How often the CA bundle is checked while waiting for the next renewal (default 10 s). */
   readonly checkEveryMs?: number;
 }
+
+/** How long after a refused request the agent asks again (the node may have been re-created meanwhile). */
+const REFUSED_RETRY_MS = 5 * 60_000;
 
 /** The CSR API's smallest expirationSeconds. */
 const MIN_EXPIRATION_SECONDS = 600;
@@ -104,7 +108,7 @@ export function renewalDue(dir: string, node: string): number {
 
 /** The DNS names a certificate carries (an edge certificate's is the node name). */
 function certificateNames(pem: string): string[] {
-  return (new X509Certificate(pem).subjectAltName ?? '').split(', ').filter((e) => e.startsWith('DNS:')).map((e) => e.slice(4));
+  return sanEntries(new X509Certificate(pem).subjectAltName ?? '').flatMap(([type, value]) => (type === 'DNS' ? [value] : []));
 }
 
 /**
@@ -142,7 +146,8 @@ export async function runCertificateAgent(options: CertificateAgentOptions, sign
       failures = 0;
     } catch (error) {
       failures++;
-      const waitMs = backoffMs(failures);
+      // A refusal (a denied request) will not change by asking again at once: each try is a new CSR.
+      const waitMs = error instanceof RequestRefusedError ? REFUSED_RETRY_MS : backoffMs(failures);
       options.logger.warn({ node: options.node, error: describeError(error), retryInMs: waitMs }, 'certificate renewal failed');
       await delay(waitMs, undefined, { signal }).catch(() => undefined);
     }

@@ -7,7 +7,7 @@ import { KubernetesWatchSource, type KubernetesSourceOptions } from '../sources/
 import { objectMeta, type Projected } from '../sources/kubernetes-node.js';
 import { EDGE_SIGNER } from './approval.js';
 
-export type RequestState = 'pending' | 'approved' | 'issued' | 'denied' | 'failed';
+type RequestState = 'pending' | 'approved' | 'issued' | 'denied' | 'failed';
 
 export interface CertificateRequestView {
   readonly name: string;

@@ -84,7 +84,8 @@ export class EdgeCertificateSigner {
     this.certificates = options.kubeConfig.makeApiClient(CertificatesV1Api);
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.now = options.now ?? Date.now;
-    this.repeater = new Repeater(() => this.process(), options.retryMs ?? 5000);
+    // Through kick, like every run: two runs at once could sign one request twice.
+    this.repeater = new Repeater(() => this.kick(), options.retryMs ?? 5000);
     const registers = options.registry ? [options.registry] : [];
     this.decisions = new Counter({ name: 'xds_certificate_requests_decided_total', help: 'Edge certificate requests approved, denied, issued or failed by this replica, by reason', labelNames: ['decision', 'reason'], registers });
     this.errors = new Counter({ name: 'xds_certificate_signer_errors_total', help: 'Approvals or signatures that could not be written (retried)', registers });
@@ -236,6 +237,8 @@ export class EdgeCertificateSigner {
   private async decide(request: CertificateRequestView): Promise<void> {
     const verdict = await this.verdict(request);
     const current = await this.certificates.readCertificateSigningRequest({ name: request.name });
+    // Decided meanwhile (by us a moment ago, or by someone else): one decision per request.
+    if (current.status?.conditions?.some((c) => c.type === 'Approved' || c.type === 'Denied')) return;
     const condition = { type: verdict.approve ? 'Approved' : 'Denied', status: 'True', reason: verdict.reason, message: verdict.message, lastUpdateTime: new Date() };
     await this.certificates.replaceCertificateSigningRequestApproval({
       name: request.name,
@@ -250,6 +253,8 @@ export class EdgeCertificateSigner {
   private async sign(request: CertificateRequestView): Promise<void> {
     const verdict = await this.verdict(request);
     const current = await this.certificates.readCertificateSigningRequest({ name: request.name });
+    // Signed meanwhile (the watch had not told yet): never a second certificate for one request.
+    if (current.status?.certificate) return;
     if (!verdict.approve || verdict.node === undefined) {
       await this.writeStatus(current, { conditions: [...(current.status?.conditions ?? []), { type: 'Failed', status: 'True', reason: verdict.reason, message: `not signed: ${verdict.message}`, lastUpdateTime: new Date() }] });
       this.decisions.inc({ decision: 'failed', reason: verdict.reason });

@@ -14,7 +14,7 @@ import { UsageError } from './args.js';
 export const DEFAULT_ADMIN = 'http://127.0.0.1:18001';
 
 /** The name of the xDS Service's port that carries the secure admin listener (k8s/base/xds-services.yaml). */
-export const ADMIN_PORT_NAME = 'https-admin';
+const ADMIN_PORT_NAME = 'https-admin';
 
 /** The audit commands' exit status for "the answer is bad" (refused, a problem, a difference), apart from 1 (the command failed) and 2 (usage). */
 export const PROBLEM_EXIT = 3;
@@ -80,7 +80,7 @@ async function kubeconfigToken(kubeConfig: KubeConfig): Promise<string | undefin
 }
 
 /** The ready replicas behind `namespace/name`'s https-admin port, from its EndpointSlices. */
-export async function discoverReplicas(kubeConfig: KubeConfig, namespace: string, name: string): Promise<{ url: string; pod?: string }[]> {
+async function discoverReplicas(kubeConfig: KubeConfig, namespace: string, name: string): Promise<{ url: string; pod?: string }[]> {
   const slices = await kubeConfig.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${name}` });
   const replicas = slices.items.flatMap((slice) => {
     const port = slice.ports?.find((p) => p.name === ADMIN_PORT_NAME)?.port;

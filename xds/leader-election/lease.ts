@@ -56,8 +56,9 @@ export class LeaseElection {
     this.repeater = new Repeater(() => this.attempt(), this.timing.retryPeriodMs);
   }
 
+  /** Leading, and renewed within the renew deadline (a hung API call must not keep a stale leader). */
   isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.now() - this.lastRenewed <= this.timing.renewDeadlineMs;
   }
 
   /** `listener` is called on becoming leader (true) and on losing or giving up leadership (false). */

@@ -162,8 +162,11 @@ export class DeltaStream extends AdsStreamBase {
     }
     for (const name of removed) {
       undo.set(name, state.held.get(name));
-      state.held.set(name, ABSENT);
+      // Remembered as absent only while asked for by name (said once); a wildcard's removal is forgotten.
+      if (state.names.has(name)) state.held.set(name, ABSENT);
+      else state.held.delete(name);
     }
+    for (const name of state.parked.keys()) if (!snapshot.resources.has(name)) state.parked.delete(name);
     state.undo = undo;
     const nonce = this.nextNonce();
     this.recordSent(type, state.ledger, snapshot.version, nonce, changed.length);

@@ -31,7 +31,7 @@ interface TypeState {
   parkedVersion?: string;
   /** A response of this type awaits the proxy's ACK or NACK. */
   inFlight: boolean;
-  /** Something is owed once the type may be sent: a change (false) or an answer to a request (true). */
+  /** Something is owed once the type may be sent: news of a change, or an answer to a request. */
   owed?: 'change' | 'request';
 }
 
@@ -66,9 +66,12 @@ export class SotwStream extends AdsStreamBase {
       this.deps.logger.debug({ stream: this.id, type: shortTypeName(type), nonce: request.responseNonce }, 'stale nonce ignored');
       return;
     }
-    if (request.errorDetail) state.parkedVersion = this.recordNack(type, state.ledger, request.responseNonce, request.errorDetail.message);
-    else this.recordAck(type, state.ledger, request.versionInfo);
-    state.inFlight = false;
+    // An answer to the response in flight; the same nonce again (a new subscription) answers nothing.
+    if (state.inFlight) {
+      if (request.errorDetail) state.parkedVersion = this.recordNack(type, state.ledger, request.responseNonce, request.errorDetail.message);
+      else this.recordAck(type, state.ledger, request.versionInfo);
+      state.inFlight = false;
+    }
     if (this.resubscribe(state, request.resourceNames)) this.respond(type, 'request');
     else if (state.owed) this.respond(type, state.owed);
   }

@@ -16,9 +16,9 @@ export type AdminAuthMode = 'certificate' | 'token';
 export const ADMIN_AUTH_MODES: readonly AdminAuthMode[] = ['certificate', 'token'];
 
 /** Paths anyone reaching the secure listener may GET. */
-export const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz']);
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz']);
 
-export type AuthDecision = { readonly allowed: true; readonly user: string } | { readonly allowed: false; readonly status: 401 | 403; readonly reason: string };
+type AuthDecision = { readonly allowed: true; readonly user: string } | { readonly allowed: false; readonly status: 401 | 403; readonly reason: string };
 
 /** Decides whether the holder of `token` may GET `path`. */
 export interface TokenAuthorizer {
@@ -79,7 +79,9 @@ export class KubernetesTokenAuthorizer implements TokenAuthorizer {
       if (cached?.decision.allowed && cached.until + this.staleIfErrorMs > this.now()) return cached.decision;
       throw error;
     }
-    if (this.cache.size >= this.maxEntries) this.cache.clear();
+    // An unknown token is not remembered: random tokens must not push the real decisions out.
+    if (!decision.allowed && decision.status === 401) return decision;
+    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value ?? '');
     this.cache.set(key, { decision, until: this.now() + this.ttlMs });
     return decision;
   }

@@ -92,7 +92,7 @@ export function adminServer(deps: AdminDeps): Server {
   return createServer(adminHandler(deps));
 }
 
-export interface SecureAdminOptions {
+interface SecureAdminOptions {
   /** tls.crt and tls.key: the listener's certificate; ca.crt: the CA of client certificates (mode certificate). */
   readonly tlsDir: string;
   readonly modes: readonly AdminAuthMode[];

@@ -94,6 +94,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     options.tunnelHealth?.monitor.setNodes(controlPlane.edgeNodes());
     options.certificates?.signer.retainNodes(controlPlane.edgeNodes());
   });
+  if (!ready) throw new Error('the first node list could not be served (see the errors above)');
   options.leaderElection?.start();
   options.tunnelHealth?.monitor.start();
   // The requests' first list is not waited for: edges already holding certificates need nothing from
@@ -103,7 +104,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     source.start((requests) => signer.setRequests(requests)).catch((error: unknown) => logger.error({ error: String(error) }, 'certificate requests cannot be watched: no edge certificate is signed'));
     signer.start();
   }
-  if (!ready) throw new Error('the first node list could not be served (see the errors above)');
 
   const { server, port: xdsPort } = await listenAds(
     {

@@ -149,7 +149,7 @@ function refusalRoutes(): DeepPartial<Route>[] {
 }
 
 /** One encoded virtual host; the route configuration's bytes are these, joined (see connectRoutes). */
-export function encodedVirtualHost(host: DeepPartial<VirtualHost>): Uint8Array {
+function encodedVirtualHost(host: DeepPartial<VirtualHost>): Uint8Array {
   return VirtualHost.encode(VirtualHost.fromPartial(host)).finish();
 }
 
