@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
-import { DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from './kubeconfig.js';
 import { UsageError } from './args.js';
 
 export const DEFAULT_ADMIN = 'http://127.0.0.1:18001';
@@ -63,13 +64,6 @@ export interface AdminFlags {
   readonly 'admin-server-name'?: string;
 }
 
-function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  if (path !== undefined) kubeConfig.loadFromFile(path);
-  else kubeConfig.loadFromDefault();
-  return kubeConfig;
-}
-
 /** The bearer token the kubeconfig's user sends (a token, a token file, an exec plugin), if any. */
 async function kubeconfigToken(kubeConfig: KubeConfig): Promise<string | undefined> {
   // Only the Authorization header is taken: the API server's TLS settings are not the admin endpoint's.
@@ -107,7 +101,7 @@ export async function adminTargets(flags: AdminFlags): Promise<AdminTarget[]> {
   }
   const [namespace, name, ...rest] = flags['admin-service'].split('/');
   if (!namespace || !name || rest.length > 0) throw new UsageError(`--admin-service: "${flags['admin-service']}" is not NAMESPACE/NAME`);
-  const kubeConfig = loadKubeConfig(flags.kubeconfig);
+  const kubeConfig = loadKubeConfig(flags.kubeconfig, 'default');
   const token = explicitToken ?? (flags['admin-tls-dir'] === undefined ? await kubeconfigToken(kubeConfig) : undefined);
   const replicas = await discoverReplicas(kubeConfig, namespace, name);
   return replicas.map(({ url }) => ({ url, ...common, serverName: common.serverName ?? `${name}.${namespace}.svc`, token }));

@@ -5,7 +5,8 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from './kubeconfig.js';
 import { DEFAULT_EDGE_SELECTOR, KubernetesNodeSource, KubernetesServiceCidrSource } from '../sources/kubernetes.js';
 import type { ListSource, NodeSource } from '../sources/source.js';
 import { DEFAULT_KUBELET_PORT } from '../model/node.js';
@@ -122,11 +123,8 @@ function fmt(a: { address: string; port: number }): string {
 }
 
 /** The cluster's credentials: from a kubeconfig file, or the pod's ServiceAccount. */
-function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  if (path !== undefined) kubeConfig.loadFromFile(path);
-  else kubeConfig.loadFromCluster();
-  return kubeConfig;
+function clusterConfig(path: string | undefined): KubeConfig {
+  return loadKubeConfig(path, 'in-cluster');
 }
 
 /** The nodes file, or the cluster's Nodes and ServiceCIDRs. */
@@ -138,7 +136,7 @@ function inputSources(
   if (values['nodes-file'] !== undefined) {
     return { source: new NodesFileSource({ path: values['nodes-file'], logger: logger.child({ component: 'nodes-file' }) }) };
   }
-  const kubeConfig = loadKubeConfig(values.kubeconfig);
+  const kubeConfig = clusterConfig(values.kubeconfig);
   const common = { kubeConfig, logger: logger.child({ component: 'kubernetes' }), registry };
   return {
     source: new KubernetesNodeSource({ ...common, edgeSelector: values['edge-selector'] ?? DEFAULT_EDGE_SELECTOR }),
@@ -158,7 +156,7 @@ function tunnelHealth(
   if (!(seconds >= 0)) throw new UsageError(`--tunnel-probe-interval: "${values['tunnel-probe-interval']}" is not a number of seconds`);
   if (seconds === 0 || (values.kubeconfig === undefined && !values['in-cluster'])) return undefined;
   if (settings.tls && !values['tunnel-probe-tls-dir']) throw new UsageError('--tunnel-probe-tls-dir is required to probe tunnels with TLS (or --tunnel-probe-interval 0)');
-  const kubeConfig = loadKubeConfig(values.kubeconfig);
+  const kubeConfig = clusterConfig(values.kubeconfig);
   const writer = new NodeConditionWriter(kubeConfig, logger.child({ component: 'tunnel-health' }));
   const clouds = values['tunnel-probe-connect'] ? values['tunnel-probe-connect'].split(',').map((c) => hostPort('tunnel-probe-connect', c.trim())) : [settings.connectListen];
   const tls = settings.tls && values['tunnel-probe-tls-dir'] ? { dir: values['tunnel-probe-tls-dir'], serverName: settings.tls.cloudServerName } : undefined;
@@ -209,7 +207,7 @@ function certificateSigner(
   if (values.kubeconfig === undefined && !values['in-cluster']) throw new UsageError('--edge-certificate-signer-ca signs requests of the CSR API: it needs --kubeconfig or --in-cluster');
   const lifetimeSeconds = durationSeconds('edge-certificate-lifetime', values['edge-certificate-lifetime']);
   if (lifetimeSeconds < MIN_LIFETIME_SECONDS) throw new UsageError(`--edge-certificate-lifetime: at least ${MIN_LIFETIME_SECONDS}s`);
-  const kubeConfig = loadKubeConfig(values.kubeconfig);
+  const kubeConfig = clusterConfig(values.kubeconfig);
   const certificateLogger = logger.child({ component: 'certificates' });
   return {
     source: new CertificateRequestSource({ kubeConfig, logger: certificateLogger, registry }),
@@ -237,7 +235,7 @@ function leaderElection(
   const leaseSeconds = positiveInt('leader-election-lease', values['leader-election-lease']);
   if (leaseSeconds < 3) throw new UsageError('--leader-election-lease: at least 3 seconds');
   const election = new LeaseElection({
-    kubeConfig: loadKubeConfig(values.kubeconfig),
+    kubeConfig: clusterConfig(values.kubeconfig),
     namespace: values['leader-election-namespace'] ?? podNamespace() ?? 'default',
     name: LEADER_LEASE,
     identity,
@@ -280,7 +278,7 @@ function secureAdmin(values: { 'secure-admin'?: string; 'admin-tls-dir'?: string
     port: listen.port,
     tlsDir: values['admin-tls-dir'],
     modes: modes as AdminAuthMode[],
-    ...(token && { tokens: new KubernetesTokenAuthorizer(loadKubeConfig(values.kubeconfig)) }),
+    ...(token && { tokens: new KubernetesTokenAuthorizer(clusterConfig(values.kubeconfig)) }),
   };
 }
 

@@ -14,7 +14,7 @@ import { DiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryResponse }
 import { XdsType } from '../../envoy/xds-types.js';
 import { edgeKey } from '../cache/snapshot-cache.js';
 import { listenAds } from './ads-server.js';
-import { MAX_RESOURCE_NAMES } from './sotw-stream.js';
+import { MAX_RESOURCE_NAMES } from './stream-base.js';
 import {
   harness,
   metricValue,

@@ -8,9 +8,9 @@ import {
   AggregatedDiscoveryServiceService,
   type AggregatedDiscoveryServiceServer,
 } from '../../envoy/generated/envoy/service/discovery/v3/ads.js';
-import { SotwStream, type StreamDeps } from './sotw-stream.js';
+import { SotwStream } from './sotw-stream.js';
 import { DeltaStream } from './delta-stream.js';
-import type { FailStream } from './stream-base.js';
+import type { StreamDeps, StreamIo } from './stream-base.js';
 import { peerIdentityFromSans, type PeerIdentity } from './identity.js';
 
 /** Large fleets mean large RouteConfigurations: gRPC's 4 MB default is far too small. */
@@ -39,7 +39,7 @@ function bind<Request, Response>(
   call: Call<Request, Response>,
   id: number,
   deps: StreamDeps,
-  open: (io: { send: (response: Response) => boolean; fail: FailStream }, peer: PeerIdentity | 'none' | undefined) => BoundStream<Request>,
+  open: (io: StreamIo<Response>, peer: PeerIdentity | 'none' | undefined) => BoundStream<Request>,
 ): void {
   const auth = call.getAuthContext();
   // On TLS connections the client certificate decides who the proxy may claim to be.

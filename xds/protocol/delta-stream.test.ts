@@ -7,40 +7,20 @@ import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../envoy/
 import { XdsType, type XdsTypeUrl } from '../../envoy/xds-types.js';
 import { Ledger } from '../cache/ledger.js';
 import { SnapshotCache, edgeKey } from '../cache/snapshot-cache.js';
-import { DeltaStream, type DeltaStreamIo } from './delta-stream.js';
+import { DeltaStream } from './delta-stream.js';
 import { protocolMetrics } from './metrics.js';
 import type { StreamDeps } from './stream-base.js';
-import { FIXED_NOW, fleet, metricValue, node } from './testing.js';
+import { FIXED_NOW, FakeIo, fleet, metricValue, node } from './testing.js';
 
-class FakeDeltaIo implements DeltaStreamIo {
-  sent: DeltaDiscoveryResponse[] = [];
-  failures: string[] = [];
-  writable = true;
-  send(response: DeltaDiscoveryResponse): boolean {
-    this.sent.push(response);
-    return this.writable;
-  }
-  fail(message: string): void {
-    this.failures.push(message);
-  }
-  take(): DeltaDiscoveryResponse[] {
-    return this.sent.splice(0);
-  }
-  takeOne(): DeltaDiscoveryResponse {
-    const sent = this.take();
-    assert.equal(sent.length, 1, `one response expected, got ${sent.length}`);
-    return sent[0];
-  }
-}
 
 const edgeA = node('edge', 'node-a');
 const A = edgeKey('node-a');
 
-function setup(): { stream: DeltaStream; io: FakeDeltaIo; cache: SnapshotCache; deps: StreamDeps } {
+function setup(): { stream: DeltaStream; io: FakeIo<DeltaDiscoveryResponse>; cache: SnapshotCache; deps: StreamDeps } {
   const cache = new SnapshotCache();
   cache.publish(fleet());
   const deps: StreamDeps = { watcher: cache, ledger: new Ledger(), logger: pino({ level: 'silent' }), metrics: protocolMetrics(new Registry()), now: () => FIXED_NOW };
-  const io = new FakeDeltaIo();
+  const io = new FakeIo<DeltaDiscoveryResponse>();
   return { stream: new DeltaStream(1, deps, io), io, cache, deps };
 }
 

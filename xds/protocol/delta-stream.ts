@@ -13,14 +13,8 @@ import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource } from '..
 import { ADS_ORDER, shortTypeName, type XdsTypeUrl } from '../../envoy/xds-types.js';
 import type { TypeLedger } from '../cache/ledger.js';
 import type { VersionedResource } from '../cache/snapshot.js';
-import type { PeerIdentity } from './identity.js';
-import { AdsStreamBase, type FailStream, type StreamDeps } from './stream-base.js';
+import { AdsStreamBase } from './stream-base.js';
 
-export interface DeltaStreamIo {
-  /** Writes a response; false when the transport's buffer is full (wait for DeltaStream.drained()). */
-  send(response: DeltaDiscoveryResponse): boolean;
-  fail: FailStream;
-}
 
 const WILDCARD = '*';
 
@@ -44,18 +38,10 @@ interface DeltaTypeState {
 /** A name the proxy asked for that does not exist, told to it once in removed_resources. */
 const ABSENT = '';
 
-export class DeltaStream extends AdsStreamBase {
+export class DeltaStream extends AdsStreamBase<DeltaDiscoveryResponse> {
   protected readonly api = 'delta';
   private readonly types = new Map<XdsTypeUrl, DeltaTypeState>();
 
-  constructor(
-    id: number,
-    deps: StreamDeps,
-    private readonly io: DeltaStreamIo,
-    peer?: PeerIdentity | 'none',
-  ) {
-    super(id, deps, (message, reason) => io.fail(message, reason), peer);
-  }
 
   handle(request: DeltaDiscoveryRequest): void {
     const type = this.admit(request, request.resourceNamesSubscribe.length + request.resourceNamesUnsubscribe.length);

@@ -15,7 +15,8 @@ import { ADS_ORDER, XdsType, isXdsTypeUrl } from '../../envoy/xds-types.js';
 import { CLOUD_KEY, edgeKey } from '../cache/snapshot-cache.js';
 import type { ResourceSet, Translation } from '../translate/translate.js';
 import { identify } from './identity.js';
-import { MAX_RESOURCE_NAMES, SotwStream } from './sotw-stream.js';
+import { SotwStream } from './sotw-stream.js';
+import { MAX_RESOURCE_NAMES } from './stream-base.js';
 import { FakeStreamIo, cluster, harness, type Harness, listener, node, request, resourceSet, route, secret, translation } from './testing.js';
 
 /** Each property's time budget, well inside the file's ~10 s. */

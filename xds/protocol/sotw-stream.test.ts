@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { XdsType } from '../../envoy/xds-types.js';
 import { CLOUD_KEY, edgeKey } from '../cache/snapshot-cache.js';
-import { MAX_RESOURCE_NAMES } from './sotw-stream.js';
+import { MAX_RESOURCE_NAMES } from './stream-base.js';
 import {
   FIXED_NOW,
   ack,

@@ -11,16 +11,9 @@ import type { DiscoveryRequest, DiscoveryResponse } from '../../envoy/generated/
 import { ADS_ORDER, WILDCARD_TYPES, shortTypeName, type XdsTypeUrl } from '../../envoy/xds-types.js';
 import type { TypeLedger } from '../cache/ledger.js';
 import { typeVersion, type VersionedResource } from '../cache/snapshot.js';
-import type { PeerIdentity } from './identity.js';
-import { AdsStreamBase, type FailStream, type StreamDeps } from './stream-base.js';
+import { AdsStreamBase } from './stream-base.js';
 
-export { MAX_RESOURCE_NAMES, type StreamDeps } from './stream-base.js';
 
-export interface StreamIo {
-  /** Writes a response; false when the transport's buffer is full (wait for SotwStream.drained()). */
-  send(response: DiscoveryResponse): boolean;
-  fail: FailStream;
-}
 
 interface TypeState {
   readonly type: XdsTypeUrl;
@@ -35,22 +28,10 @@ interface TypeState {
   owed?: 'change' | 'request';
 }
 
-export class SotwStream extends AdsStreamBase {
+export class SotwStream extends AdsStreamBase<DiscoveryResponse> {
   protected readonly api = 'sotw';
   private readonly types = new Map<XdsTypeUrl, TypeState>();
 
-  /**
-   * @param peer what the client certificate proves: an identity, 'none' when it proves none, or
-   *   undefined on a plaintext (insecure mode) connection.
-   */
-  constructor(
-    id: number,
-    deps: StreamDeps,
-    private readonly io: StreamIo,
-    peer?: PeerIdentity | 'none',
-  ) {
-    super(id, deps, (message, reason) => io.fail(message, reason), peer);
-  }
 
   handle(request: DiscoveryRequest): void {
     const type = this.admit(request, request.resourceNames.length);

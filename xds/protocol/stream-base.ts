@@ -30,13 +30,20 @@ export interface StreamDeps {
  */
 export type FailStream = (message: string, reason: 'invalid' | 'denied') => void;
 
+/** How a stream reaches its transport (gRPC in ads-server.ts, a fake in tests). */
+export interface StreamIo<Response> {
+  /** Writes a response; false when the transport's buffer is full (wait for drained()). */
+  send(response: Response): boolean;
+  fail: FailStream;
+}
+
 /** "1.40.0" from the node's user_agent_build_version, which Envoy sends on a stream's first request. */
 function envoyVersionOf(node: Node | undefined): string | undefined {
   const version = node?.userAgentBuildVersion?.version;
   return version ? `${version.majorNumber}.${version.minorNumber}.${version.patch}` : node?.userAgentVersion || undefined;
 }
 
-export abstract class AdsStreamBase {
+export abstract class AdsStreamBase<Response> {
   protected identity?: ProxyIdentity;
   protected entry?: ProxyEntry;
   protected closed = false;
@@ -52,7 +59,7 @@ export abstract class AdsStreamBase {
   constructor(
     protected readonly id: number,
     protected readonly deps: StreamDeps,
-    private readonly fail: FailStream,
+    protected readonly io: StreamIo<Response>,
     private readonly peer?: PeerIdentity | 'none',
   ) {}
 
@@ -94,7 +101,7 @@ export abstract class AdsStreamBase {
     if (!result.ok) {
       this.deps.metrics.rejectedRequests.inc({ reason: 'identity' });
       this.deps.logger.warn({ stream: this.id, error: result.error }, 'stream refused');
-      this.fail(result.error, result.reason);
+      this.io.fail(result.error, result.reason);
       this.close();
       return false;
     }

@@ -13,16 +13,17 @@ import { Ledger } from '../cache/ledger.js';
 import { SnapshotCache } from '../cache/snapshot-cache.js';
 import type { ResourceSet, Translation } from '../translate/translate.js';
 import { protocolMetrics, type ProtocolMetrics } from './metrics.js';
-import { SotwStream, type StreamDeps, type StreamIo } from './sotw-stream.js';
+import { SotwStream } from './sotw-stream.js';
+import type { StreamDeps, StreamIo } from './stream-base.js';
 
 /** A StreamIo that records every response and failure instead of writing to a gRPC call. */
-export class FakeStreamIo implements StreamIo {
-  readonly sent: DiscoveryResponse[] = [];
+export class FakeIo<Response extends { typeUrl: string }> implements StreamIo<Response> {
+  readonly sent: Response[] = [];
   readonly failures: string[] = [];
   /** What send() reports: false plays a transport whose buffer is full. */
   writable = true;
 
-  send(response: DiscoveryResponse): boolean {
+  send(response: Response): boolean {
     this.sent.push(response);
     return this.writable;
   }
@@ -32,12 +33,12 @@ export class FakeStreamIo implements StreamIo {
   }
 
   /** The responses sent since the last call, emptying the record. */
-  take(): DiscoveryResponse[] {
+  take(): Response[] {
     return this.sent.splice(0);
   }
 
   /** The one response sent since the last take; fails the test if there were none or several. */
-  takeOne(): DiscoveryResponse {
+  takeOne(): Response {
     const sent = this.take();
     if (sent.length !== 1) {
       throw new Error(`expected exactly one response, got ${sent.length}: ${sent.map((r) => r.typeUrl).join(', ')}`);
@@ -45,6 +46,9 @@ export class FakeStreamIo implements StreamIo {
     return sent[0];
   }
 }
+
+/** The SotW stream's fake transport. */
+export class FakeStreamIo extends FakeIo<DiscoveryResponse> {}
 
 export function node(cluster: string, id: string): Node {
   return {

@@ -34,6 +34,9 @@ export interface AdminDeps {
   readonly signerStatus?: () => SignerStatus | undefined;
 }
 
+/** Every path the admin endpoint answers. */
+export const ADMIN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics', '/proxies', '/dump', '/route', '/status']);
+
 type Reply = (status: number, body: string, type?: string) => void;
 
 function replier(res: ServerResponse): Reply {
@@ -82,7 +85,7 @@ function adminHandler(deps: AdminDeps): (req: IncomingMessage, res: ServerRespon
         return reply(200, toYaml({ target, ...deps.explain(target) }), 'application/yaml');
       }
       default:
-        return reply(404, 'endpoints: /healthz /metrics /proxies /dump /route /status\n');
+        return reply(404, `endpoints: ${[...ADMIN_PATHS].join(' ')}\n`);
     }
   };
 }

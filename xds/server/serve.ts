@@ -20,7 +20,7 @@ import type { CertificateRequestView } from '../certificates/requests.js';
 import type { EdgeCertificateSigner } from '../certificates/signer.js';
 import { Counter } from 'prom-client';
 import type { Server } from 'node:http';
-import { adminServer, secureAdminServer } from './admin.js';
+import { ADMIN_PATHS, adminServer, secureAdminServer } from './admin.js';
 import type { AdminAuthMode, TokenAuthorizer } from './admin-auth.js';
 import { certificateMetrics } from './certificate-metrics.js';
 import { ControlPlane, controlPlaneMetrics } from './control-plane.js';
@@ -156,8 +156,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     },
   };
 }
-
-const ADMIN_PATHS = new Set(['/healthz', '/metrics', '/proxies', '/dump', '/status', '/route']);
 
 async function listen(server: Server, port: number, host: string): Promise<Server> {
   server.listen(port, host);
