@@ -105,6 +105,8 @@ export interface Results {
   readonly controlPlane: string;
   /** bench/cloud-routes.ts's table: the cloud routes inline or by VHDS, with a real cloud Envoy. */
   readonly cloudRoutes: string;
+  /** bench/fleet/fleet.ts's table: the whole control path, Node change in the API to routable, and a reconnect storm. */
+  readonly fleet: string;
   readonly load: {
     readonly fresh?: BackgroundLoad;
     readonly established?: BackgroundLoad;
@@ -377,6 +379,19 @@ export function renderResults(r: Results): string {
       'and by VHDS (`xds serve --cloud-routes vhds`).',
     '',
     r.cloudRoutes,
+    '',
+    '`bench/fleet/fleet.ts`, the whole control path with real parts: Node objects in a real kube-apiserver, the xDS ' +
+      'server watching them (its own process, mutual TLS on ADS, tunnel probing off: no edge runs), one synthetic ' +
+      'edge proxy per node (`bench/fleet/synthetic-edges.ts`: one process, a gRPC channel, client certificate and ' +
+      'incremental ADS stream each, ACKing as Envoy does) and a real cloud Envoy. The load: 50 Node changes per ' +
+      'second for 30 s (a new InternalIP through the status subresource, as a kubelet reports it), every 5th timed ' +
+      'from the PATCH until a CONNECT to the new address is routed (503 instead of 404; polled every 50 ms). Bytes ' +
+      'per change: what the cloud Envoy (its xDS cluster\'s received bytes) and the edges received during the load, ' +
+      'divided by the changes. The storm: the xDS server restarted with every proxy connected, until every edge holds ' +
+      'an answered response of each type again (the proxies back off as Envoy does: 0.5 s doubling to 30 s, jittered). ' +
+      'The synthetic edges, kube-apiserver and etcd share the 2 cores with the xDS server and the cloud Envoy.',
+    '',
+    r.fleet,
     '',
   );
 

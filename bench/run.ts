@@ -110,6 +110,8 @@ async function main(): Promise<void> {
   const controlPlane = await table('control plane', async () => (await import('./control-plane.js')).measureControlPlane());
   say('cloud routes at fleet scale with a real cloud Envoy (bench/cloud-routes.ts: 10,000 and 50,000 nodes, inline and VHDS) …');
   const cloudRoutes = await table('cloud routes', async () => (await import('./cloud-routes.js')).measureCloudRoutes([10_000, 50_000], 5, say));
+  say('the whole control path at fleet scale (bench/fleet/fleet.ts: kube-apiserver, xDS server, synthetic edges, cloud Envoy; 100 and 10,000 nodes) …');
+  const fleet = await table('fleet', async () => (await import('./fleet/fleet.js')).measureFleetScale(say));
 
   const processes = new ProcessSet();
   let topology: Topology | undefined;
@@ -243,6 +245,7 @@ async function main(): Promise<void> {
       stalled,
       controlPlane,
       cloudRoutes,
+      fleet,
       load: { fresh: freshLoad, established: establishedLoad, throughput: throughputLoad },
       loadAverageAtEnd: os.loadavg(),
     };

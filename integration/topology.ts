@@ -374,6 +374,11 @@ export class Topology {
     await this.startXds();
   }
 
+  /** The xDS server's process id while it runs (for CPU and memory readings). */
+  get xdsPid(): number | undefined {
+    return this.xds?.pid;
+  }
+
   async stopXds(): Promise<void> {
     await this.xds?.stop();
     this.xds = undefined;

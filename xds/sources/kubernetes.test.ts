@@ -125,6 +125,8 @@ async function harness(t: TestContext, seed: FakeNode[] = [], options: Partial<K
     logger,
     debounceMs: DEBOUNCE_MS,
     maxDelayMs: MAX_DELAY_MS,
+    // Batching of a steady stream has a test of its own; elsewhere each burst is delivered as it settles.
+    minIntervalMs: 0,
     staleAfterMs: STALE_MS,
     timers: clock,
     now: clock.now,
@@ -379,6 +381,24 @@ describe('KubernetesNodeSource', () => {
     const elapsed = h.clock.time - burstStart;
     assert.ok(elapsed >= MAX_DELAY_MS && elapsed < MAX_DELAY_MS + 60, `delivered within ${elapsed} ms`);
     assert.equal(h.last().find((n) => n.name === 'n3')?.kubeletPort, 11000 + Math.ceil(MAX_DELAY_MS / 60));
+  });
+
+  test('a steady stream of changes goes out in batches at least minIntervalMs apart, the newest state last', async (t) => {
+    const h = await started(t, [kubeNode('n1')], { debounceMs: 10, maxDelayMs: 50, minIntervalMs: 300 });
+    const deliveredAt: number[] = [];
+    for (let i = 1; i <= 30; i++) {
+      h.api.put(kubeNode('n1', { port: 11000 + i }));
+      await h.events('MODIFIED', i);
+      const before = h.deliveries.length;
+      h.clock.advance(40);
+      if (h.deliveries.length > before) deliveredAt.push(h.clock.time);
+    }
+    h.clock.advance(300);
+    // 30 changes over 1.2 s: a handful of deliveries, not 30, each one the interval after the last.
+    assert.ok(deliveredAt.length >= 3 && deliveredAt.length <= 5, `${deliveredAt.length} deliveries during the stream`);
+    // Seen at the 40 ms steps the clock moves by: a delivery may show up to 40 ms after it happened.
+    for (let i = 1; i < deliveredAt.length; i++) assert.ok(deliveredAt[i] - deliveredAt[i - 1] > 300 - 40, `deliveries seen at ${deliveredAt.join(', ')} ms`);
+    assert.equal(h.last().find((n) => n.name === 'n1')?.kubeletPort, 11030);
   });
 
   test('a change and its undoing within the debounce deliver nothing', async (t) => {

@@ -41,10 +41,15 @@ const HEALTHY_WATCH_MS = 10_000;
 export interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
   readonly logger: SourceLogger;
-  /** Quiet time after the last change before the node list is delivered (default 100 ms). */
+  /** Quiet time after the last change before the node list is delivered (default 20 ms: a burst of events). */
   readonly debounceMs?: number;
-  /** Longest a pending change waits, however busy the watch (default 1000 ms). */
+  /** Longest a pending change waits, however busy the watch (default 200 ms). */
   readonly maxDelayMs?: number;
+  /**
+   * Shortest time between two deliveries (default 100 ms): under a steady stream of changes (a site
+   * losing power, a rollout) they go out in batches, each translated once.
+   */
+  readonly minIntervalMs?: number;
   /** Relist when no event and no list came in for this long (default 5 minutes). */
   readonly staleAfterMs?: number;
   /** Report a problem (not ready) once the list or watch has been failing this long (default 60 s). */
@@ -125,7 +130,7 @@ export class KubernetesWatchSource<T> implements ListSource<T> {
     this.now = options.now ?? Date.now;
     this.fetchPage = watched.listPage(options.kubeConfig, this.requestOptions);
     this.watcher = new Watch(options.kubeConfig);
-    this.debouncer = new Debouncer(this.timers, options.debounceMs ?? 100, options.maxDelayMs ?? 1000, () => this.flush());
+    this.debouncer = new Debouncer(this.timers, options.debounceMs ?? 20, options.maxDelayMs ?? 200, () => this.flush(), options.minIntervalMs ?? 100);
     this.lastActivity = this.now();
     this.metrics = kubernetesSourceMetrics(options.registry, watched.resource, () => (this.now() - this.lastActivity) / 1000);
   }
