@@ -338,6 +338,8 @@ export class Topology {
       name: 'xds-server',
       command: process.execPath,
       args: [
+        // Node flags for the xDS server alone (`--cpu-prof --cpu-prof-dir=DIR` to profile it in a benchmark).
+        ...(process.env.EDGE_TUNNEL_XDS_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? []),
         '--import', 'tsx', join(ROOT, 'xds/cli/main.ts'), 'serve',
         ...(this.options.kubeconfig ? ['--kubeconfig', this.options.kubeconfig] : ['--nodes-file', this.nodesFile]),
         '--listen', `${this.listenAll ? '0.0.0.0' : '127.0.0.1'}:${this.ports.xds}`,

@@ -39,6 +39,8 @@ export interface FleetResult {
   readonly cloudRoutes: CloudRoutes;
   /** From the first synthetic edge dialling (all dial within a few seconds) until every edge is settled. */
   readonly startSeconds: number;
+  /** CPU the xDS server spent per edge while they connected (TLS, stream, first responses). */
+  readonly xdsCpuMsPerEdge: number;
   readonly changes: number;
   /** Timed changes: ms from the PATCH sent until the new address was routed. */
   readonly routableMs: readonly number[];
@@ -127,6 +129,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     const nodesFile = join(dir, 'synthetic-edges.txt');
     writeFileSync(nodesFile, `${names.join('\n')}\n`);
     const statusPort = await freePort();
+    const xdsCpuBeforeDial = processCpuSeconds(running.xdsPid ?? 0) ?? NaN;
     await running.processes.start({
       name: 'synthetic-edges',
       command: process.execPath,
@@ -141,7 +144,8 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     say(`fleet ${size}: the cloud Envoy routes every node ${((performance.now() - started) / 1000).toFixed(1)} s after the xDS server started`);
     await waitFor(`${size} synthetic edges settled`, allSettled, { timeoutMs: 900_000, intervalMs: 250 });
     const startSeconds = (Date.now() - (await edgesStatus(statusPort)).dialingSince) / 1000;
-    say(`fleet ${size}: every edge settled ${startSeconds.toFixed(1)} s after the first dialled`);
+    const xdsCpuMsPerEdge = (((processCpuSeconds(running.xdsPid ?? 0) ?? NaN) - xdsCpuBeforeDial) * 1000) / size;
+    say(`fleet ${size}: every edge settled ${startSeconds.toFixed(1)} s after the first dialled; the xDS server spent ${xdsCpuMsPerEdge.toFixed(2)} ms of CPU per edge`);
 
     // The load: changes at a steady rate, each to a node not changed before while nodes last.
     const xdsPid = (): number | undefined => running.xdsPid;
@@ -200,6 +204,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
       size,
       cloudRoutes: options.cloudRoutes,
       startSeconds,
+      xdsCpuMsPerEdge,
       changes: total,
       routableMs,
       unroutable: outcomes.filter((v) => v === Number.POSITIVE_INFINITY).length,

@@ -23,7 +23,7 @@ import { CertificateRequestSource } from '../certificates/requests.js';
 import { EdgeCertificateSigner, MIN_LIFETIME_SECONDS } from '../certificates/signer.js';
 import { parseLabelSelector } from '../sources/label-selector.js';
 
-export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World)
+export const SERVE_HELP = `xds serve: the edge-tunnel control plane (ADS over gRPC, State of the World and incremental)
 
   --nodes-file PATH        YAML list of nodes, watched for changes
   --kubeconfig PATH        watch Node objects through this kubeconfig instead
