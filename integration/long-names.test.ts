@@ -1,6 +1,6 @@
 // Long node names through real Envoy reverse tunnels. A Kubernetes node name is a DNS subdomain of up
 // to 253 characters, and edge-tunnel uses it verbatim as the reverse-tunnel node id
-// (rc://<node>:edge:default@cloud_tunnel:N), as the x-tunnel-node header the cloud picks a tunnel by,
+// (rc://<node>:edge:default@cloud_tunnel:N), as the route name the cloud picks a tunnel by,
 // and, with mutual TLS, in its certificate (CN, DNS SAN, spiffe://edge-tunnel/edge/<node> URI SAN) and
 // its certificate directory. This checks that a node with a name at each interesting length forms its
 // tunnels and is reachable through CONNECT, by name and by address, in plaintext and with mutual TLS.

@@ -3,7 +3,7 @@
 // resources have the translator's golden-file shape.
 
 import type { Json } from '../../envoy/render.js';
-import { TUNNEL_NODE_HEADER } from '../translate/names.js';
+import { CLOUD } from '../translate/names.js';
 
 export interface DumpFilter {
   /** Short type name: Cluster, Listener, RouteConfiguration, VirtualHost, Secret. */
@@ -20,12 +20,9 @@ function isObject(value: Json | undefined): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Whether anywhere inside `value` a header mutation sets the tunnel-node header to `node`. */
-function routesTo(value: Json, node: string): boolean {
-  if (Array.isArray(value)) return value.some((v) => routesTo(v, node));
-  if (!isObject(value)) return false;
-  if (value.key === TUNNEL_NODE_HEADER && value.value === node) return true;
-  return Object.values(value).some((v) => routesTo(v, node));
+/** Whether a route sends CONNECTs down `node`'s tunnels: the tunnel cluster, the node as the route's name. */
+function routesTo(route: Json, node: string): boolean {
+  return isObject(route) && route.name === node && isObject(route.route) && route.route.cluster === CLOUD.tunnelCluster;
 }
 
 /** A RouteConfiguration reduced to the routes that reach `node`, and the virtual hosts holding them. */

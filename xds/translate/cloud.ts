@@ -11,7 +11,7 @@ import { pack, typeUrlOf } from '../../envoy/registry.js';
 import { routingHosts, type TunnelNode } from '../model/node.js';
 import { allowedPortsOf, type Settings } from '../model/settings.js';
 import { STREAM_IDLE_TIMEOUT_S, TUNNEL_WINDOWS, adsConfigSource, routerFilter, seconds, socketAddress } from './common.js';
-import { CLOUD, TUNNEL_HEALTH_PORT, TUNNEL_NODE_HEADER, authority, nodeVirtualHost } from './names.js';
+import { CLOUD, TUNNEL_HEALTH_PORT, TUNNEL_HOST_ID_FORMAT, authority, nodeVirtualHost } from './names.js';
 import type { Admission } from './admission.js';
 import { directNameVirtualHosts, directRanges } from './direct.js';
 import { podRangesOf, rangeVirtualHosts } from './ranges.js';
@@ -94,15 +94,7 @@ export function connectListener(settings: Settings): Any {
     delayedCloseTimeout: seconds(DELAYED_CLOSE_S),
     upgradeConfigs: [{ upgradeType: 'CONNECT' }],
     rds: { configSource: adsConfigSource(), routeConfigName: CLOUD.connectRoutes },
-    httpFilters: [
-      // Runs before the router so the reverse-connection cluster, which reads the node id from a request
-      // header before the router's own header additions, sees the node chosen by the route.
-      {
-        name: 'envoy.filters.http.header_mutation',
-        typedConfig: pack('envoy.extensions.filters.http.header_mutation.v3.HeaderMutation', { mutations: {} }),
-      },
-      routerFilter(),
-    ],
+    httpFilters: [routerFilter()],
   });
   return pack('envoy.config.listener.v3.Listener', {
     name: CLOUD.connectListener,
@@ -238,7 +230,7 @@ export function tunnelCluster(): Any {
       name: 'envoy.clusters.reverse_connection',
       typedConfig: pack('envoy.extensions.clusters.reverse_connection.v3.ReverseConnectionClusterConfig', {
         cleanupInterval: seconds(60),
-        hostIdFormat: `%REQ(${TUNNEL_NODE_HEADER})%`,
+        hostIdFormat: TUNNEL_HOST_ID_FORMAT,
       }),
     },
     // Reverse tunnels carry HTTP/2 only; CONNECT streams are multiplexed on them. The cloud pings a

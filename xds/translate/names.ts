@@ -32,8 +32,8 @@ export const SIDECAR = {
 /** The static cluster in every bootstrap that reaches the xDS server. */
 export const XDS_CLUSTER = 'xds_server';
 
-/** The header that carries the chosen edge node from the route to the reverse-connection cluster. */
-export const TUNNEL_NODE_HEADER = 'x-tunnel-node';
+/** How the reverse-connection cluster learns the chosen edge node: the name of the route (see tunnel-route.ts). */
+export const TUNNEL_HOST_ID_FORMAT = '%ROUTE_NAME%';
 
 export function localPortCluster(port: number): string {
   return `local_${port}`;
