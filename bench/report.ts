@@ -388,7 +388,7 @@ export function renderResults(r: Results): string {
       'from the PATCH until a CONNECT to the new address is routed (503 instead of 404; polled every 50 ms). Bytes ' +
       'per change: what the cloud Envoy (its xDS cluster\'s received bytes) and the edges received during the load, ' +
       'divided by the changes. The storm: the xDS server restarted with every proxy connected, until every edge holds ' +
-      'an answered response of each type again (the proxies back off as Envoy does: 0.5 s doubling to 30 s, jittered). ' +
+      'an answered response of each type again (each edge\'s stream waits for its channel, which reconnects with gRPC\'s backoff: 0.5 s growing 1.6× to 30 s, ±20 %; Envoy\'s own, doubling with full jitter, spreads a storm more thinly). ' +
       'The synthetic edges, kube-apiserver and etcd share the 2 cores with the xDS server and the cloud Envoy.',
     '',
     r.fleet,
