@@ -317,7 +317,10 @@ export function renderResults(r: Results): string {
     '',
     'The target sends the bytes and closes its end right away, as a kubelet ends an exec, a `kubectl cp` or a log ' +
       'stream, while the client keeps its side open. Counted: downloads that arrived whole (every byte checked) and ' +
-      'ended cleanly; timed: from the last byte to the end of the stream at the client.',
+      'ended cleanly; timed: from the last byte to the end of the stream at the client. This raw client waits for ' +
+      'the FIN, which edge-tunnel\'s cloud Envoy sends once the client had 1 s to read the end (Envoy 1.40 cannot ' +
+      'half-close an HTTP/1.1 CONNECT client, and closing sooner risked the tail under load); kube-apiserver and the ' +
+      'other Kubernetes clients speak TLS to the kubelet and close first, on its close_notify.',
     '',
     table(
       ['', ...PATH_KEYS.map((k) => PATH_NAMES[k])],
@@ -385,9 +388,10 @@ export function renderResults(r: Results): string {
       'edge proxy per node (`bench/fleet/synthetic-edges.ts`: one process, a gRPC channel, client certificate and ' +
       'incremental ADS stream each, ACKing as Envoy does) and a real cloud Envoy. The load: 50 Node changes per ' +
       'second for 30 s (a new InternalIP through the status subresource, as a kubelet reports it), every 5th timed ' +
-      'from the PATCH until a CONNECT to the new address is routed (503 instead of 404; polled every 50 ms). Bytes ' +
-      'per change: what the cloud Envoy (its xDS cluster\'s received bytes) and the edges received during the load, ' +
-      'divided by the changes. The storm: the xDS server restarted with every proxy connected, until every edge holds ' +
+      'from the PATCH until a CONNECT to the new address is routed (503 instead of 404; polled every 50 ms, each poll a ' +
+      'fresh mutual-TLS connection to the cloud Envoy, which adds its own load). Bytes per change: what the cloud Envoy ' +
+      'received on its xDS connection (its cluster\'s received bytes) and the edges received as gRPC messages during ' +
+      'the load and until the traffic was quiet, divided by the changes. The storm: the xDS server restarted with every proxy connected, until every edge holds ' +
       'an answered response of each type again (each edge\'s stream waits for its channel, which reconnects with gRPC\'s backoff: 0.5 s growing 1.6× to 30 s, ±20 %; Envoy\'s own, doubling with full jitter, spreads a storm more thinly). ' +
       'The synthetic edges, kube-apiserver and etcd share the 2 cores with the xDS server and the cloud Envoy.',
     '',

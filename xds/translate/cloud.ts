@@ -79,18 +79,23 @@ function tunnelAuditLog(): DeepPartial<AccessLog> {
   };
 }
 
-/** See connectListener: long enough to drain a client still sending, short enough for a prompt end. */
-const DELAYED_CLOSE_S = 0.04;
+/** See connectListener: how long a client that does not close is given to read the end. */
+const DELAYED_CLOSE_S = 1;
 
 export function connectListener(settings: Settings): Any {
   const hcm = pack('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
     statPrefix: 'connect_egress',
     streamIdleTimeout: seconds(STREAM_IDLE_TIMEOUT_S),
-    // When the edge ends a tunnelled stream, Envoy flushes every byte to the client, keeps reading (and
-    // dropping) what the client still sends for this long, then closes. Not 0: closing at once with
-    // unread input makes the kernel send a RST and throw away the unsent tail (measured: 868,352 of
-    // 1,048,576 bytes and a clean-looking end when the client was still uploading). Envoy's default, 1 s,
-    // made every kubelet-closed stream end a second late.
+    // When the edge ends a tunnelled stream, Envoy writes every byte to the client's socket, stops
+    // reading it and waits this long for the client to close before closing itself (HTTP/1.1 CONNECT
+    // has no half-close in Envoy 1.40). A socket closed with unread input is reset by the kernel, and
+    // the reset throws away whatever the client had not yet received, so the wait must outlast a busy
+    // client's reading of the tail: 0 lost 176 KiB of 1 MiB for a client still uploading, and 40 ms
+    // (tried for a prompt end) failed under CI load, once as a raw client's reset and, most likely the
+    // same way, once as `kubectl cp` ending in `unexpected EOF`.
+    // Real clients do not wait for it: kube-apiserver, Prometheus and metrics-server speak TLS to
+    // the kubelet and close as soon as its close_notify arrives. Only a raw client that waits for the
+    // FIN sees the end up to this late.
     delayedCloseTimeout: seconds(DELAYED_CLOSE_S),
     upgradeConfigs: [{ upgradeType: 'CONNECT' }],
     rds: { configSource: adsConfigSource(), routeConfigName: CLOUD.connectRoutes },
