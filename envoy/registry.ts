@@ -11,10 +11,6 @@ import { VirtualHost } from './generated/envoy/config/route/v3/route_components.
 import { Secret } from './generated/envoy/extensions/transport_sockets/tls/v3/secret.js';
 import { HttpConnectionManager } from './generated/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.js';
 import { Router } from './generated/envoy/extensions/filters/http/router/v3/router.js';
-import {
-  HeaderMutation,
-  HeaderMutationPerRoute,
-} from './generated/envoy/extensions/filters/http/header_mutation/v3/header_mutation.js';
 import { ReverseTunnel } from './generated/envoy/extensions/filters/network/reverse_tunnel/v3/reverse_tunnel.js';
 import { ReverseConnectionClusterConfig } from './generated/envoy/extensions/clusters/reverse_connection/v3/reverse_connection.js';
 import { HttpProtocolOptions } from './generated/envoy/extensions/upstreams/http/v3/http_protocol_options.js';
@@ -46,8 +42,6 @@ const codecs = {
   'envoy.extensions.transport_sockets.tls.v3.Secret': Secret,
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager': HttpConnectionManager,
   'envoy.extensions.filters.http.router.v3.Router': Router,
-  'envoy.extensions.filters.http.header_mutation.v3.HeaderMutation': HeaderMutation,
-  'envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute': HeaderMutationPerRoute,
   'envoy.extensions.filters.network.reverse_tunnel.v3.ReverseTunnel': ReverseTunnel,
   'envoy.extensions.clusters.reverse_connection.v3.ReverseConnectionClusterConfig': ReverseConnectionClusterConfig,
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': HttpProtocolOptions,

@@ -46,11 +46,16 @@ export interface FleetResult {
   readonly routableMs: readonly number[];
   /** Timed changes never routed within the deadline. */
   readonly unroutable: number;
+  /** Timed changes whose node changed again before they were routed (with fewer nodes than changes). */
+  readonly superseded: number;
+  /** Changes the API server did not accept (none expected). */
+  readonly failedPatches: number;
   readonly cloudBytesPerChange: number;
   readonly edgeBytesPerChange: number;
   readonly xdsCores: number;
   readonly xdsPeakRssMiB: number;
-  readonly cloudEnvoyKiBPerNode: number;
+  /** The cloud Envoy's allocated memory after the load (per node: the difference between fleet sizes). */
+  readonly cloudEnvoyAllocatedMiB: number;
   readonly stormSeconds: number;
   /** Of which the restart itself: until the new xDS server answered its health check. */
   readonly stormServerUpSeconds: number;
@@ -120,7 +125,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
   try {
     const names = Array.from({ length: size }, (_, i) => fleetNodeName(i));
     let started = performance.now();
-    await api.create(names, {}, (done) => say(`fleet ${size}: ${done} Nodes created`));
+    await api.create(names, (done) => say(`fleet ${size}: ${done} Nodes created`));
     say(`fleet ${size}: ${size} Nodes in the API in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
     started = performance.now();
@@ -129,7 +134,6 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     const nodesFile = join(dir, 'synthetic-edges.txt');
     writeFileSync(nodesFile, `${names.join('\n')}\n`);
     const statusPort = await freePort();
-    const xdsCpuBeforeDial = processCpuSeconds(running.xdsPid ?? 0) ?? NaN;
     await running.processes.start({
       name: 'synthetic-edges',
       command: process.execPath,
@@ -142,6 +146,9 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     };
     await waitFor('the last node routed', () => routed(running, fleetAddress(size - 1)), { timeoutMs: 300_000, intervalMs: 200 });
     say(`fleet ${size}: the cloud Envoy routes every node ${((performance.now() - started) / 1000).toFixed(1)} s after the xDS server started`);
+    await waitFor('the synthetic edges\' certificates issued', async () => (await edgesStatus(statusPort).catch(() => undefined))?.issued === size, { timeoutMs: 600_000, intervalMs: 250 });
+    const xdsCpuBeforeDial = processCpuSeconds(running.xdsPid ?? 0) ?? NaN;
+    await fetch(`http://127.0.0.1:${statusPort}/dial`);
     await waitFor(`${size} synthetic edges settled`, allSettled, { timeoutMs: 900_000, intervalMs: 250 });
     const startSeconds = (Date.now() - (await edgesStatus(statusPort)).dialingSince) / 1000;
     const xdsCpuMsPerEdge = (((processCpuSeconds(running.xdsPid ?? 0) ?? NaN) - xdsCpuBeforeDial) * 1000) / size;
@@ -156,6 +163,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     const timed: Promise<number | undefined>[] = [];
     const loadStarted = performance.now();
     const patches: Promise<void>[] = [];
+    let failedPatches = 0;
     for (let k = 0; k < total; k++) {
       const due = loadStarted + (k * 1000) / options.changesPerSecond;
       const wait = due - performance.now();
@@ -164,7 +172,12 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
       const address = changedAddress(k);
       latest.set(name, k);
       const sent = performance.now();
-      patches.push(api.readdress(name, address));
+      patches.push(
+        api.readdress(name, address).catch((error: unknown) => {
+          failedPatches++;
+          say(`fleet ${size}: change ${k} not accepted by the API: ${String(error)}`);
+        }),
+      );
       if (k % SAMPLE_EVERY !== 0) continue;
       timed.push(
         (async () => {
@@ -182,19 +195,29 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     const cpuAfter = processCpuSeconds(xdsPid() ?? 0) ?? NaN;
     const outcomes = await Promise.all(timed);
     const xdsPeakRssMiB = rss.stop();
-    // Everything the changes caused has arrived once the last timed change is routable and the edges are quiet.
-    await waitFor('the edges settled after the load', allSettled, { timeoutMs: 120_000, intervalMs: 500 });
-    const after = { cloud: await cloudXdsBytes(running), edges: (await edgesStatus(statusPort)).bytesReceived };
+    // What the changes caused has all arrived once nothing more comes in for a second.
+    const received = async (): Promise<{ cloud: number; edges: number }> => ({ cloud: await cloudXdsBytes(running), edges: (await edgesStatus(statusPort)).bytesReceived });
+    let after = await received();
+    await waitFor('the xDS traffic quiet after the load', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const now = await received();
+      const quiet = now.cloud === after.cloud && now.edges === after.edges;
+      after = now;
+      return quiet;
+    }, { timeoutMs: 120_000, intervalMs: 0 });
     const memory = JSON.parse((await running.cloudAdmin.get('/memory')).body) as { allocated: string };
     const routableMs = outcomes.filter((v): v is number => v !== undefined && Number.isFinite(v));
     say(`fleet ${size}: ${total} changes in ${loadSeconds.toFixed(1)} s, p99 change → routable ${percentile(routableMs, 99).toFixed(0)} ms`);
 
     // The storm: every proxy reconnects to a restarted xDS server at once.
+    const brokenBefore = (await edgesStatus(statusPort)).streamsBroken;
     const stormStarted = performance.now();
     const stormRss = rssPeak(xdsPid);
     await running.restartXds();
     const stormServerUpSeconds = (performance.now() - stormStarted) / 1000;
-    await waitFor('every edge settled again after the restart', allSettled, { timeoutMs: 600_000, intervalMs: 250 });
+    // Settled again, and on new streams: every edge saw its old one end.
+    const resettled = async (): Promise<boolean> => (await allSettled()) && (await edgesStatus(statusPort)).streamsBroken >= brokenBefore + size;
+    await waitFor('every edge settled again after the restart', resettled, { timeoutMs: 600_000, intervalMs: 250 });
     await waitFor('the cloud Envoy connected again', async () => (await running.cloudAdmin.stats()).get('control_plane.connected_state') === 1, { timeoutMs: 120_000, intervalMs: 250 });
     const stormSeconds = (performance.now() - stormStarted) / 1000;
     const stormPeakRssMiB = stormRss.stop();
@@ -208,11 +231,13 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
       changes: total,
       routableMs,
       unroutable: outcomes.filter((v) => v === Number.POSITIVE_INFINITY).length,
+      superseded: outcomes.filter((v) => v === undefined).length,
+      failedPatches,
       cloudBytesPerChange: (after.cloud - before.cloud) / total,
       edgeBytesPerChange: (after.edges - before.edges) / total,
       xdsCores: (cpuAfter - before.cpu) / loadSeconds,
       xdsPeakRssMiB,
-      cloudEnvoyKiBPerNode: Number(memory.allocated) / 1024 / size,
+      cloudEnvoyAllocatedMiB: Number(memory.allocated) / 1024 / 1024,
       stormSeconds,
       stormServerUpSeconds,
       stormPeakRssMiB,
@@ -243,30 +268,51 @@ export function fleetReport(results: readonly FleetResult[]): string {
   const rows = results.map((r) => {
     const base = byMode(r.cloudRoutes, smallest);
     const ratio = base && r !== base ? ` (${(bytes(r) / bytes(base)).toFixed(1)}×)` : '';
+    // Per node: what the larger fleet adds over the smallest, so Envoy's own baseline does not count.
+    const perNode = base && r !== base ? `${(((r.cloudEnvoyAllocatedMiB - base.cloudEnvoyAllocatedMiB) * 1024) / (r.size - base.size)).toFixed(1)}` : '–';
+    const oddities = [r.unroutable && `${r.unroutable} never routed`, r.superseded && `${r.superseded} superseded`, r.failedPatches && `${r.failedPatches} refused by the API`].filter(Boolean);
     return (
-      `| ${r.size} | ${r.cloudRoutes} | ${r.startSeconds.toFixed(1)} | ${percentile(r.routableMs, 50).toFixed(0)} / ${percentile(r.routableMs, 99).toFixed(0)}` +
-      `${r.unroutable ? ` (${r.unroutable} never)` : ''} | ${(r.cloudBytesPerChange / 1024).toFixed(1)} + ${(r.edgeBytesPerChange / 1024).toFixed(1)}${ratio} | ` +
-      `${r.xdsCores.toFixed(2)} | ${r.xdsPeakRssMiB.toFixed(0)} | ${r.cloudEnvoyKiBPerNode.toFixed(1)} | ${r.stormSeconds.toFixed(1)} (${r.stormServerUpSeconds.toFixed(1)}) | ${r.stormPeakRssMiB.toFixed(0)} |`
+      `| ${r.size} | ${r.cloudRoutes} | ${r.startSeconds.toFixed(1)} | ${r.xdsCpuMsPerEdge.toFixed(1)} | ${percentile(r.routableMs, 50).toFixed(0)} / ${percentile(r.routableMs, 99).toFixed(0)}` +
+      ` (${r.routableMs.length} timed${oddities.length > 0 ? `; ${oddities.join(', ')}` : ''}) | ${(r.cloudBytesPerChange / 1024).toFixed(1)} + ${(r.edgeBytesPerChange / 1024).toFixed(1)}${ratio} | ` +
+      `${r.xdsCores.toFixed(2)} | ${r.xdsPeakRssMiB.toFixed(0)} | ${r.cloudEnvoyAllocatedMiB.toFixed(0)} | ${perNode} | ${r.stormSeconds.toFixed(1)} (${r.stormServerUpSeconds.toFixed(1)}) | ${r.stormPeakRssMiB.toFixed(0)} |`
     );
   });
   const largest = Math.max(...results.map((r) => r.size));
-  const targets = results
-    .filter((r) => r.size === largest)
-    .flatMap((r) => {
-      const base = byMode(r.cloudRoutes, smallest);
-      return [
-        `- ${r.size} nodes, ${r.cloudRoutes}: change → routable p99 ${verdict(percentile(r.routableMs, 99), TARGETS.p99Ms, 'ms')}; ` +
-          `bytes per change ${base ? verdict(bytes(r) / bytes(base), TARGETS.bytesRatio, '× those at ' + String(smallest), 1) : 'not measured'}; ` +
-          `xDS CPU ${verdict(r.xdsCores, TARGETS.cores, 'cores', 2)}; xDS RSS ${verdict(Math.max(r.xdsPeakRssMiB, r.stormPeakRssMiB), TARGETS.rssMiB, 'MiB')}; ` +
-          `reconnect storm ${verdict(r.stormSeconds, TARGETS.stormSeconds, 's', 1)}.`,
-      ];
-    });
+  const atLargest = results.filter((r) => r.size === largest);
+  const targets = atLargest.map((r) => {
+    const base = byMode(r.cloudRoutes, smallest);
+    return (
+      `- ${r.size} nodes, ${r.cloudRoutes}: change → routable p99 ${verdict(percentile(r.routableMs, 99), TARGETS.p99Ms, 'ms')}; ` +
+      `bytes per change ${base ? verdict(bytes(r) / bytes(base), TARGETS.bytesRatio, '× those at ' + String(smallest), 1) : 'not measured'}; ` +
+      `xDS CPU ${verdict(r.xdsCores, TARGETS.cores, 'cores', 2)}; xDS RSS ${verdict(Math.max(r.xdsPeakRssMiB, r.stormPeakRssMiB), TARGETS.rssMiB, 'MiB')}; ` +
+      `reconnect storm ${verdict(r.stormSeconds, TARGETS.stormSeconds, 's', 1)}.`
+    );
+  });
+  // Why a target is missed, for the misses this run saw (the causes as measured and read in Envoy 1.40).
+  const missed = (test: (r: FleetResult) => boolean): boolean => atLargest.some(test);
+  const why = [
+    missed((r) => percentile(r.routableMs, 99) >= TARGETS.p99Ms) &&
+      '- Why the p99 is missed: the cloud Envoy rebuilds its whole route table on every update, RDS or VHDS alike ' +
+        '(the cloud-routes table above: about half a second at 10,000 nodes), and a change that arrives while one ' +
+        'update is being applied waits for it and then for its own: two rebuilds, longer while the 2 cores are shared.',
+    missed((r) => r.cloudRoutes === 'inline' && bytes(r) / bytes(byMode('inline', smallest) ?? r) >= TARGETS.bytesRatio) &&
+      '- Why inline misses the bytes: its one RouteConfiguration holds every node and is resent whole on a change; ' +
+        'VHDS sends the changed virtual hosts alone.',
+    missed((r) => r.stormSeconds >= TARGETS.stormSeconds || r.startSeconds >= TARGETS.stormSeconds) &&
+      '- Why the storm takes about a minute: it is CPU-bound here. The xDS server spends the CPU per connecting edge ' +
+        'in the table (TLS handshake, stream, first responses), and the synthetic edges\' own handshakes ' +
+        'run on the same 2 cores; the restart itself (column in brackets) adds the backoff the proxies grew meanwhile.',
+    missed((r) => Math.max(r.xdsPeakRssMiB, r.stormPeakRssMiB) >= TARGETS.rssMiB) &&
+      '- Why the RSS is at the limit: most of it is per-connection TLS and HTTP/2 state outside the JavaScript heap ' +
+        '(about 90 KiB per connected proxy); two replicas halve it.',
+  ].filter((line): line is string => typeof line === 'string');
   return [
-    '| edge nodes | cloud routes | edges dialling → all settled (s) | change → routable p50 / p99 (ms) | KiB per change: cloud + edges (vs fewest nodes) | xDS CPU (cores) | xDS peak RSS (MiB) | cloud Envoy KiB per node | reconnect storm (s; of which restart) | xDS peak RSS in the storm (MiB) |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| edge nodes | cloud routes | edges dialling → all settled (s) | xDS CPU per connecting edge (ms) | change → routable p50 / p99 (ms) | KiB per change: cloud + edges (vs fewest nodes) | xDS CPU (cores) | xDS peak RSS (MiB) | cloud Envoy allocated (MiB) | cloud Envoy KiB per node (beyond the smallest fleet) | reconnect storm (s; of which restart) | xDS peak RSS in the storm (MiB) |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
     ...targets,
+    ...why,
   ].join('\n');
 }
 
@@ -284,7 +330,8 @@ export async function measureFleetScale(say: (line: string) => void, sizes: read
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [size = '10000', cloudRoutes = 'inline', rate = '50', seconds = '30'] = process.argv.slice(2);
-  measureFleet({ size: Number(size), cloudRoutes: cloudRoutes as CloudRoutes, changesPerSecond: Number(rate), loadSeconds: Number(seconds), say: (line) => process.stderr.write(`${line}\n`) }).then(
+  if (cloudRoutes !== 'inline' && cloudRoutes !== 'vhds') throw new Error(`usage: fleet.ts [SIZE] [inline|vhds] [CHANGES_PER_S] [SECONDS]; not "${cloudRoutes}"`);
+  measureFleet({ size: Number(size), cloudRoutes, changesPerSecond: Number(rate), loadSeconds: Number(seconds), say: (line) => process.stderr.write(`${line}\n`) }).then(
     (result) => process.stdout.write(`${JSON.stringify(result, (key, value: unknown) => (key === 'routableMs' ? undefined : value), 2)}\np50 ${percentile(result.routableMs, 50)} p99 ${percentile(result.routableMs, 99)}\n`),
     (error: unknown) => {
       process.stderr.write(`fleet bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);

@@ -46,8 +46,8 @@ export class NodesApi {
     });
   }
 
-  /** Creates edge Nodes named `names[i]` at `fleetAddress(first + i)`, `parallel` requests at a time. */
-  async create(names: readonly string[], annotations: Readonly<Record<string, string>>, progress: (done: number) => void, parallel = 16): Promise<void> {
+  /** Creates edge Nodes named `names[i]` at `fleetAddress(i)`, `parallel` requests at a time. */
+  async create(names: readonly string[], progress: (done: number) => void, parallel = 16): Promise<void> {
     let next = 0;
     let done = 0;
     const worker = async (): Promise<void> => {
@@ -56,7 +56,7 @@ export class NodesApi {
         await this.call('POST', '/api/v1/nodes', {
           apiVersion: 'v1',
           kind: 'Node',
-          metadata: { name: names[i], labels: { [DEFAULT_EDGE_SELECTOR]: '', type: 'kwok' }, annotations },
+          metadata: { name: names[i], labels: { [DEFAULT_EDGE_SELECTOR]: '' } },
           status: { addresses: [{ type: 'InternalIP', address: fleetAddress(i) }], daemonEndpoints: { kubeletEndpoint: { Port: KUBELET_PORT } } },
         });
         if (++done % 1000 === 0) progress(done);

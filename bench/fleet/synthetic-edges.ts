@@ -7,7 +7,8 @@
 // which spreads a storm more thinly).
 //
 // It reports on GET /status of a loopback port: how many streams are open, how many edges hold an
-// answered (ACKed) response of every type on their current stream ("settled"), and the bytes received.
+// answered (ACKed) response of every type on their current stream ("settled"), and the gRPC message
+// bytes received. It issues every edge's certificate first and dials once asked (GET /dial).
 //
 //   node --import tsx bench/fleet/synthetic-edges.ts --xds 127.0.0.1:PORT --certs DIR --nodes FILE --status-port N
 
@@ -43,11 +44,15 @@ export interface SyntheticEdgesStatus {
   readonly bytesReceived: number;
   readonly rejected: number;
   readonly lastError?: string;
-  /** When the first edge dialled (ms since the epoch; 0 while certificates are still being issued). */
+  /** Streams that ended, ever (a restart of the server breaks one per edge). */
+  readonly streamsBroken: number;
+  /** Client certificates issued so far; the edges dial once all are and GET /dial is asked. */
+  readonly issued: number;
+  /** When the first edge dialled (ms since the epoch; 0 before). */
   readonly dialingSince: number;
 }
 
-const totals = { connected: 0, settled: 0, responses: 0, bytesReceived: 0, rejected: 0, lastError: undefined as string | undefined, dialingSince: 0 };
+const totals = { connected: 0, settled: 0, responses: 0, bytesReceived: 0, rejected: 0, streamsBroken: 0, lastError: undefined as string | undefined, issued: 0, dialingSince: 0 };
 
 class SyntheticEdge {
   private readonly held = new Map<string, Map<string, string>>();
@@ -111,6 +116,7 @@ class SyntheticEdge {
   }
 
   private broken(code: grpc.status): void {
+    totals.streamsBroken++;
     if (this.connected) totals.connected--;
     if (this.settled) totals.settled--;
     this.connected = false;
@@ -129,7 +135,10 @@ async function main(): Promise<void> {
   const ca = await loadBundleAuthority(values.certs, 'ca');
   const trust = readFileSync(bundlePaths(values.certs).ca);
 
-  const server = createServer((_, response) => {
+  let dial: () => void = () => undefined;
+  const dialAsked = new Promise<void>((resolve) => (dial = resolve));
+  const server = createServer((request, response) => {
+    if (request.url === '/dial') dial();
     const status: SyntheticEdgesStatus = { edges: names.length, ...totals };
     response.setHeader('content-type', 'application/json');
     response.end(JSON.stringify(status));
@@ -138,7 +147,11 @@ async function main(): Promise<void> {
 
   // Certificates first, so that issuing them is not part of what the benchmark times.
   const pems = [];
-  for (const name of names) pems.push(await issue(ca, edgeRequest(name)));
+  for (const name of names) {
+    pems.push(await issue(ca, edgeRequest(name)));
+    totals.issued++;
+  }
+  await dialAsked;
   totals.dialingSince = Date.now();
   for (const [i, name] of names.entries()) {
     const credentials = grpc.credentials.createSsl(trust, Buffer.from(pems[i].key), Buffer.from(pems[i].cert));

@@ -13,8 +13,8 @@ import { resourceSet, translation } from '../protocol/testing.js';
 
 const node = (name: string, address: string): TunnelNode => ({ name, addresses: [address], kubeletPort: 10250, role: 'edge', labels: {}, podCIDRs: [] });
 
-function cloudDump(filter: Parameters<typeof dumpProxy>[4] = {}): Record<string, Json[]> {
-  const translation = translate([node('edge-a', '192.0.2.11'), node('edge-b', '192.0.2.12')], { ...DEFAULT_SETTINGS, podPorts: [8443] });
+function cloudDump(filter: Parameters<typeof dumpProxy>[4] = {}, cloudRoutes: 'inline' | 'vhds' = 'inline'): Record<string, Json[]> {
+  const translation = translate([node('edge-a', '192.0.2.11'), node('edge-b', '192.0.2.12')], { ...DEFAULT_SETTINGS, podPorts: [8443], cloudRoutes });
   assert.ok(translation.ok);
   const cache = new SnapshotCache();
   cache.publish(translation);
@@ -29,6 +29,13 @@ describe('xds dump filters', () => {
     assert.deepEqual(Object.keys(one), ['RouteConfiguration']);
     const hosts = (one.RouteConfiguration[0] as { virtualHosts: { name: string; domains: string[] }[] }).virtualHosts;
     assert.deepEqual(hosts.map((h) => h.name), ['node_edge-b']);
+  });
+
+  it('narrows a cloud dump to the virtual host of one node when routes go by VHDS', () => {
+    const one = cloudDump({ node: 'edge-b' }, 'vhds');
+    const hosts = one.VirtualHost as { name: string; routes: { name: string }[] }[] | undefined;
+    assert.deepEqual(hosts?.map((h) => h.name), ['connect_routes/node_edge-b']);
+    assert.deepEqual(hosts?.[0].routes.map((r) => r.name), ['edge-b']);
   });
 
   it('narrows by type and by name', () => {

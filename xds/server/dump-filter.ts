@@ -25,15 +25,17 @@ function routesTo(route: Json, node: string): boolean {
   return isObject(route) && route.name === node && isObject(route.route) && route.route.cluster === CLOUD.tunnelCluster;
 }
 
+/** A virtual host reduced to its routes that reach `node`; undefined when none does. */
+function hostReaching(host: Json, node: string): JsonObject | undefined {
+  if (!isObject(host) || !Array.isArray(host.routes)) return undefined;
+  const routes = host.routes.filter((route) => routesTo(route, node));
+  return routes.length > 0 ? { ...host, routes } : undefined;
+}
+
 /** A RouteConfiguration reduced to the routes that reach `node`, and the virtual hosts holding them. */
 function nodeRoutes(resource: JsonObject, node: string): JsonObject {
   const hosts = Array.isArray(resource.virtualHosts) ? resource.virtualHosts : [];
-  const kept = hosts.flatMap((host): Json[] => {
-    if (!isObject(host) || !Array.isArray(host.routes)) return [];
-    const routes = host.routes.filter((route) => routesTo(route, node));
-    return routes.length > 0 ? [{ ...host, routes }] : [];
-  });
-  return { ...resource, virtualHosts: kept };
+  return { ...resource, virtualHosts: hosts.flatMap((host) => hostReaching(host, node) ?? []) };
 }
 
 /** Inline key or certificate material (Envoy accepts it; edge-tunnel sends file paths) becomes "<redacted>". */
@@ -57,7 +59,8 @@ export function filterResources(resources: JsonObject, filter: DumpFilter): Json
       if (filter.node === undefined) return [item];
       if (type === 'RouteConfiguration') return [{ ...item, resource: nodeRoutes(item.resource, filter.node) }];
       // VHDS: a node's virtual host is a resource of its own.
-      return type === 'VirtualHost' && routesTo(item.resource, filter.node) ? [item] : [];
+      const host = type === 'VirtualHost' ? hostReaching(item.resource, filter.node) : undefined;
+      return host ? [{ ...item, resource: host }] : [];
     });
     if (items.length > 0) out[type] = { ...entry, items };
   }

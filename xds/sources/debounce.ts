@@ -4,7 +4,9 @@ import type { TimerFunctions } from './watch-file.js';
  * Calls `fire` once changes stop for `debounceMs`, but never later than `maxDelayMs` after the first
  * change still pending, so a steady stream of changes cannot hold delivery back for ever; and never
  * sooner than `minIntervalMs` after the last call, so a steady stream is delivered in batches (each
- * delivery costs a translation of the fleet) instead of once per change.
+ * delivery costs a translation of the fleet) instead of once per change. Changes that come while that
+ * interval runs are delivered as it ends, without waiting for quiet: the wait then is the interval,
+ * which may exceed `maxDelayMs` if configured longer.
  */
 export class Debouncer {
   private quietTimer: unknown;
