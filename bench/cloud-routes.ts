@@ -18,7 +18,7 @@ function fleet(size: number): Record<string, unknown>[] {
 }
 
 /** The status a CONNECT to `target` gets from the cloud Envoy. */
-async function connectStatus(topology: Topology, target: string): Promise<number> {
+export async function connectStatus(topology: Topology, target: string): Promise<number> {
   const result = await topology.connect(target);
   result.socket.destroy();
   return result.status;

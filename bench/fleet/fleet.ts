@@ -19,6 +19,7 @@ import { XDS_CLUSTER } from '../../xds/translate/names.js';
 import { freePort, runDir, waitFor } from '../../integration/harness/index.js';
 import { KubeCluster } from '../../integration/kube/cluster.js';
 import { CLOUD_SERVER_NAME, Topology } from '../../integration/topology.js';
+import { connectStatus } from '../cloud-routes.js';
 import { processCpuSeconds, processRssBytes } from '../cpu.js';
 import { percentile } from '../measure.js';
 import { KUBELET_PORT, NodesApi, fleetAddress, fleetNodeName } from './nodes-api.js';
@@ -82,14 +83,9 @@ async function cloudXdsBytes(topology: Topology): Promise<number> {
   return stats.get(`cluster.${XDS_CLUSTER}.upstream_cx_rx_bytes_total`) ?? NaN;
 }
 
+/** Routed by the cloud Envoy: 503 (no tunnel: no edge runs) rather than 404 (no route). */
 async function routed(topology: Topology, address: string): Promise<boolean> {
-  try {
-    const result = await topology.connect(`${address}:${KUBELET_PORT}`);
-    result.socket.destroy();
-    return result.status === 503;
-  } catch {
-    return false;
-  }
+  return (await connectStatus(topology, `${address}:${KUBELET_PORT}`).catch(() => 0)) === 503;
 }
 
 /** Samples a process's RSS every second until stopped; the peak. */
@@ -139,17 +135,18 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
       command: process.execPath,
       args: ['--import', 'tsx', join(import.meta.dirname, 'synthetic-edges.ts'), '--xds', `127.0.0.1:${running.xdsPort}`, '--certs', certs, '--nodes', nodesFile, '--status-port', String(statusPort)],
     });
-    const allSettled = async (): Promise<boolean> => {
+    /** Every edge settled, with at least `broken` streams ended so far (0: any). */
+    const allSettled = async (broken = 0): Promise<boolean> => {
       const status = await edgesStatus(statusPort).catch(() => undefined);
       if (status?.rejected) throw new Error(`the xDS server refused synthetic edges: ${status.lastError}`);
-      return status?.settled === size;
+      return status?.settled === size && status.streamsBroken >= broken;
     };
     await waitFor('the last node routed', () => routed(running, fleetAddress(size - 1)), { timeoutMs: 300_000, intervalMs: 200 });
     say(`fleet ${size}: the cloud Envoy routes every node ${((performance.now() - started) / 1000).toFixed(1)} s after the xDS server started`);
     await waitFor('the synthetic edges\' certificates issued', async () => (await edgesStatus(statusPort).catch(() => undefined))?.issued === size, { timeoutMs: 600_000, intervalMs: 250 });
     const xdsCpuBeforeDial = processCpuSeconds(running.xdsPid ?? 0) ?? NaN;
     await fetch(`http://127.0.0.1:${statusPort}/dial`);
-    await waitFor(`${size} synthetic edges settled`, allSettled, { timeoutMs: 900_000, intervalMs: 250 });
+    await waitFor(`${size} synthetic edges settled`, () => allSettled(), { timeoutMs: 900_000, intervalMs: 250 });
     const startSeconds = (Date.now() - (await edgesStatus(statusPort)).dialingSince) / 1000;
     const xdsCpuMsPerEdge = (((processCpuSeconds(running.xdsPid ?? 0) ?? NaN) - xdsCpuBeforeDial) * 1000) / size;
     say(`fleet ${size}: every edge settled ${startSeconds.toFixed(1)} s after the first dialled; the xDS server spent ${xdsCpuMsPerEdge.toFixed(2)} ms of CPU per edge`);
@@ -216,8 +213,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     await running.restartXds();
     const stormServerUpSeconds = (performance.now() - stormStarted) / 1000;
     // Settled again, and on new streams: every edge saw its old one end.
-    const resettled = async (): Promise<boolean> => (await allSettled()) && (await edgesStatus(statusPort)).streamsBroken >= brokenBefore + size;
-    await waitFor('every edge settled again after the restart', resettled, { timeoutMs: 600_000, intervalMs: 250 });
+    await waitFor('every edge settled again after the restart', () => allSettled(brokenBefore + size), { timeoutMs: 600_000, intervalMs: 250 });
     await waitFor('the cloud Envoy connected again', async () => (await running.cloudAdmin.stats()).get('control_plane.connected_state') === 1, { timeoutMs: 120_000, intervalMs: 250 });
     const stormSeconds = (performance.now() - stormStarted) / 1000;
     const stormPeakRssMiB = stormRss.stop();
